@@ -1,0 +1,32 @@
+"""Diffusion Domain Lab — the Gradio app. It only assembles the tabs; each tab lives in lab/ui/."""
+from __future__ import annotations
+
+import os
+
+import gradio as gr
+
+from lab.ui import common, denoise
+
+TITLE = "Diffusion Domain Lab"
+
+
+def build_app() -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(f"# {TITLE}\nRun, see, measure and export the experiments of diffusion-based domain adaptation. "
+                    + common.device_note())
+        with gr.Tabs():
+            with gr.Tab("Denoising steps", id="denoise"):
+                denoise.build()
+    return demo
+
+
+def main() -> None:
+    demo = build_app()
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+                max_file_size="20mb", show_error=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,12 @@
+"""CLI commands, one module per experiment; each registers itself with ``lab.cli.command``.
+
+Every module in this package is imported by ``lab.cli.build_parser``, so adding a command means
+adding a module here, and nothing else.
+"""
+import importlib
+import pkgutil
+
+
+def load_all() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")

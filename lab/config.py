@@ -1,0 +1,57 @@
+"""Settings, read from the environment each time they are asked for (tests change them)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lab.errors import LabError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path        # LAB_DATA_DIR: datasets (MNIST/raw, usps/usps.h5, ...)
+    checkpoint_dir: Path  # LAB_CHECKPOINT_DIR: shipped and trained models
+    runs_dir: Path        # LAB_RUNS_DIR: every run's configuration, figures and results
+    cache_dir: Path       # LAB_CACHE_DIR: inverted latents, translated images
+    device: str           # LAB_DEVICE: auto | cpu | cuda | cuda:1 | mps
+    offline: bool         # HF_HUB_OFFLINE=1 or LAB_OFFLINE=1: never try to download
+
+
+def _path(var: str, default: str) -> Path:
+    value = os.environ.get(var) or default
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (Path.cwd() / path)
+
+
+def get_settings() -> Settings:
+    return Settings(
+        data_dir=_path("LAB_DATA_DIR", "./data"),
+        checkpoint_dir=_path("LAB_CHECKPOINT_DIR", str(ROOT / "checkpoints")),
+        runs_dir=_path("LAB_RUNS_DIR", "./runs"),
+        cache_dir=_path("LAB_CACHE_DIR", "./cache"),
+        device=os.environ.get("LAB_DEVICE", "auto"),
+        offline=os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("LAB_OFFLINE") == "1",
+    )
+
+
+def resolve_device(name: str | None = None) -> torch.device:
+    """'auto' (or None) picks CUDA, then Apple MPS, then CPU; anything else is taken as given."""
+    name = name or get_settings().device
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise LabError(f"Unknown device {name!r}: use auto, cpu, cuda or cuda:N.") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LabError(f"Device {name!r} was asked for but CUDA is not available here: use --device cpu.")
+    return device

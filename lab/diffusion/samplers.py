@@ -1,0 +1,175 @@
+"""Samplers: plain functions of (model, x, schedule).
+
+``model`` is a diffusers ``UNet2DModel`` or any callable ``(x, t) -> tensor`` (conditional and
+guided models are wrapped that way). Every sampler can record evenly spaced snapshots of its
+trajectory, reports progress and stops between steps when the progress callback raises.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import torch
+
+from lab.diffusion.schedules import check_steps, ddim_from, ddim_inverse_from
+from lab.errors import LabError
+from lab.progress import ProgressFn
+
+
+@dataclass
+class Trajectory:
+    samples: torch.Tensor                                   # the final images, [-1, 1]
+    snapshots: list[torch.Tensor] = field(default_factory=list)  # states from noise (first) to sample (last)
+    labels: list[str] = field(default_factory=list)         # what each snapshot is ("t=980", "σ=0.50", ...)
+
+
+def predict(model, x: torch.Tensor, t) -> torch.Tensor:
+    """Call a diffusers model or a plain callable with a per-sample timestep tensor."""
+    if not torch.is_tensor(t) or t.ndim == 0:
+        t = torch.full((x.shape[0],), float(t) if not torch.is_tensor(t) else t.item(), device=x.device)
+    with autocast_for(x.device):
+        out = model(x, t)
+    out = out.sample if hasattr(out, "sample") else out
+    return out.float()
+
+
+def autocast_for(device: torch.device):
+    """bf16/fp16 autocast on CUDA (AMP); nothing on CPU, where it does not pay off for these sizes."""
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+def snapshot_steps(total: int, count: int) -> set[int]:
+    """Indices (0 = the start, ``total`` = the end) of ``count`` evenly spaced snapshots."""
+    if count < 2:
+        return {total}
+    return {round(i * total / (count - 1)) for i in range(count)}
+
+
+class _Recorder:
+    def __init__(self, total: int, count: int):
+        self.keep = snapshot_steps(total, count)
+        self.snapshots: list[torch.Tensor] = []
+        self.labels: list[str] = []
+
+    def __call__(self, index: int, x: torch.Tensor, label: str) -> None:
+        if index in self.keep:
+            self.snapshots.append(x.detach().float().cpu().clamp(-1, 1))
+            self.labels.append(label)
+
+    def result(self, x: torch.Tensor) -> Trajectory:
+        return Trajectory(x.detach().float().clamp(-1, 1), self.snapshots, self.labels)
+
+
+@torch.no_grad()
+def _run_scheduler(model, x, scheduler, timesteps, step_kwargs, snapshots, progress, desc) -> Trajectory:
+    record = _Recorder(len(timesteps), snapshots)
+    record(0, x, f"t={int(timesteps[0])}")
+    for i, t in enumerate(timesteps):
+        eps = predict(model, x, t.to(x.device))
+        x = scheduler.step(eps, t, x, **step_kwargs).prev_sample
+        record(i + 1, x, f"t={int(timesteps[i + 1])}" if i + 1 < len(timesteps) else "x0")
+        if progress is not None:
+            progress(i + 1, len(timesteps), desc)
+    return record.result(x)
+
+
+def ddpm_sample(model, x: torch.Tensor, scheduler, num_steps: int = 1000, generator: torch.Generator | None = None,
+                snapshots: int = 10, progress: ProgressFn | None = None) -> Trajectory:
+    """Ancestral DDPM sampling from noise ``x`` with ``num_steps`` of the scheduler's steps."""
+    check_steps(num_steps, scheduler)
+    scheduler = scheduler.__class__.from_config(scheduler.config)
+    scheduler.set_timesteps(num_steps)
+    return _run_scheduler(model, x, scheduler, scheduler.timesteps, {"generator": generator},
+                          snapshots, progress, "DDPM sampling")
+
+
+def _ddim_grid(scheduler, num_steps: int, t0: int | None) -> tuple[int, torch.Tensor]:
+    """(steps the DDIM scheduler is set to, descending timesteps used): the full chain, or only
+    the timesteps ≤ t0, spaced ≈ t0/num_steps apart."""
+    check_steps(num_steps, scheduler)
+    total = scheduler.config.num_train_timesteps
+    n = num_steps
+    if t0 is not None:
+        if not 1 <= t0 < total:
+            raise LabError(f"t0 must be between 1 and {total - 1}, not {t0}.")
+        n = total // max(1, round(t0 / num_steps))
+    ddim = ddim_from(scheduler)
+    ddim.set_timesteps(n)
+    timesteps = ddim.timesteps
+    return n, (timesteps if t0 is None else timesteps[timesteps <= t0])
+
+
+def ddim_timesteps(scheduler, num_steps: int, t0: int | None = None) -> torch.Tensor:
+    """The descending timesteps that ``ddim_sample`` visits (and ``ddim_invert`` in reverse)."""
+    return _ddim_grid(scheduler, num_steps, t0)[1]
+
+
+def _ddim_at(scheduler, num_steps: int, t0: int | None, inverse: bool):
+    n, timesteps = _ddim_grid(scheduler, num_steps, t0)
+    ddim = ddim_inverse_from(scheduler) if inverse else ddim_from(scheduler)
+    ddim.set_timesteps(n)
+    return ddim, (timesteps.flip(0) if inverse else timesteps)
+
+
+def ddim_sample(model, x: torch.Tensor, scheduler, num_steps: int = 50, eta: float = 0.0,
+                generator: torch.Generator | None = None, t0: int | None = None, snapshots: int = 10,
+                progress: ProgressFn | None = None) -> Trajectory:
+    """DDIM from noise (``t0=None``) or from an inverted latent x_{t0}; η = 0 is deterministic."""
+    if not 0.0 <= eta <= 1.0:
+        raise LabError(f"η must be between 0 (deterministic DDIM) and 1 (DDPM-like), not {eta}.")
+    ddim, timesteps = _ddim_at(scheduler, num_steps, t0, inverse=False)
+    kwargs = {"eta": eta, "generator": generator} if eta > 0 else {"eta": 0.0}
+    return _run_scheduler(model, x, ddim, timesteps, kwargs, snapshots, progress, "DDIM sampling")
+
+
+def ddim_invert(model, x0: torch.Tensor, scheduler, num_steps: int = 50, t0: int | None = None,
+                progress: ProgressFn | None = None) -> torch.Tensor:
+    """Deterministic DDIM inversion x_0 → x_{t0} (η = 0). ``ddim_sample(..., t0=t0)`` maps it back."""
+    ddim, timesteps = _ddim_at(scheduler, num_steps, t0, inverse=True)
+    x = x0
+    with torch.no_grad():
+        for i, t in enumerate(timesteps):
+            eps = predict(model, x, t.to(x.device))
+            x = ddim.step(eps, t, x).prev_sample
+            if progress is not None:
+                progress(i + 1, len(timesteps), "DDIM inversion")
+    return x
+
+
+@torch.no_grad()
+def annealed_langevin(model, x: torch.Tensor, sigmas: torch.Tensor, steps_per_level: int = 20,
+                      step_lr: float = 2e-5, denoise: bool = True, generator: torch.Generator | None = None,
+                      snapshots: int = 10, progress: ProgressFn | None = None) -> Trajectory:
+    """Annealed Langevin dynamics (Song & Ermon 2019, Alg. 1) for a score model s(x, σ).
+
+    At level i the step size is α_i = step_lr · σ_i² / σ_L²; each step is
+    x ← x + α_i/2 · s(x, σ_i) + √α_i · z. With ``denoise`` a last Tweedie step
+    x ← x + σ_L² · s(x, σ_L) removes the smallest noise level.
+    """
+    if steps_per_level < 1 or steps_per_level > 10_000:
+        raise LabError(f"Langevin steps per level must be between 1 and 10000, not {steps_per_level}.")
+    if not 0 < step_lr < 1:
+        raise LabError(f"The Langevin step size ε must be in (0, 1), not {step_lr}.")
+    sigmas = sigmas.to(x.device, torch.float32)
+    total = len(sigmas) * steps_per_level + int(denoise)
+    record = _Recorder(total, snapshots)
+    record(0, x, f"sigma={sigmas[0]:.3g}")
+    step = 0
+    for sigma in sigmas:
+        alpha = step_lr * (sigma / sigmas[-1]) ** 2
+        for _ in range(steps_per_level):
+            noise = torch.randn(x.shape, generator=generator).to(x.device)
+            x = x + 0.5 * alpha * predict(model, x, sigma) + alpha.sqrt() * noise
+            step += 1
+            record(step, x, f"sigma={sigma:.3g}")
+            if progress is not None:
+                progress(step, total, "Annealed Langevin")
+    if denoise:
+        x = x + sigmas[-1] ** 2 * predict(model, x, sigmas[-1])
+        record(total, x, "denoised")
+        if progress is not None:
+            progress(total, total, "Annealed Langevin")
+    return record.result(x)

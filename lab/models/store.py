@@ -1,0 +1,248 @@
+"""Model folders: diffusers layouts plus ``training.json`` and a model card (README.md).
+
+A diffusion model is saved as a diffusers pipeline folder (``model_index.json``, ``unet/``,
+``scheduler/``), so ``DDPMPipeline.from_pretrained(folder)`` (or ``ScoreSdeVePipeline``) works
+outside the lab too. A classifier is a ``ModelMixin`` folder (``config.json`` + safetensors).
+"""
+from __future__ import annotations
+
+import json
+import platform
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import diffusers
+import torch
+from diffusers import DDPMScheduler, ScoreSdeVeScheduler, UNet2DModel
+
+from lab.config import get_settings
+from lab.errors import LabError
+
+PIPELINES = {"ddpm": ("DDPMPipeline", "DDPMScheduler"), "score": ("ScoreSdeVePipeline", "ScoreSdeVeScheduler")}
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+@dataclass
+class DiffusionModel:
+    unet: UNet2DModel
+    scheduler: DDPMScheduler | ScoreSdeVeScheduler
+    kind: str                       # "ddpm" (ε-prediction) or "score" (s(x, σ))
+    source: str                     # folder or hub id it came from
+    info: dict = field(default_factory=dict)  # training.json, when there is one
+
+    @property
+    def size(self) -> int:
+        return int(self.unet.config.sample_size if isinstance(self.unet.config.sample_size, int)
+                   else self.unet.config.sample_size[0])
+
+    @property
+    def channels(self) -> int:
+        return int(self.unet.config.in_channels)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    def to(self, device) -> "DiffusionModel":
+        self.unet.to(device)
+        return self
+
+
+def versions() -> dict[str, str]:
+    import lab
+
+    return {"lab": lab.__version__, "torch": torch.__version__, "diffusers": diffusers.__version__,
+            "python": platform.python_version()}
+
+
+def resolve_model_path(name_or_path: str | Path) -> Path | str:
+    """A shipped model's name, a local folder, or (online) a Hugging Face Hub id."""
+    text = str(name_or_path).strip()
+    if not text:
+        raise LabError("No model was given: pick a shipped model or give a folder.")
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return path
+    shipped = get_settings().checkpoint_dir / text
+    if shipped.is_dir():
+        return shipped
+    if HUB_ID.match(text) and not path.exists():
+        if get_settings().offline:
+            raise LabError(f"{text!r} is not a local folder, and the lab is offline (HF_HUB_OFFLINE=1), so it "
+                           "cannot be fetched from the Hugging Face Hub. Download it once online, or give a folder.")
+        return text
+    available = ", ".join(list_models()) or "none"
+    raise LabError(f"No model folder at {text!r}. Shipped models: {available} "
+                   f"(in {get_settings().checkpoint_dir}).")
+
+
+def list_models(kind: str | None = None) -> list[str]:
+    """Names of the model folders in the checkpoint directory, optionally of one kind."""
+    root = get_settings().checkpoint_dir
+    if not root.is_dir():
+        return []
+    names = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        info = read_info(folder)
+        if info and (kind is None or info.get("kind") == kind):
+            names.append(folder.name)
+    return names
+
+
+def read_info(folder: Path) -> dict:
+    try:
+        return json.loads((Path(folder) / "training.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def load_diffusion(name_or_path: str | Path, device: torch.device | str | None = None) -> DiffusionModel:
+    where = resolve_model_path(name_or_path)
+    try:
+        if isinstance(where, Path):
+            unet, scheduler, kind = _load_local(where)
+        else:
+            unet, scheduler, kind = _load_hub(where)
+    except LabError:
+        raise
+    except Exception as err:  # truncated safetensors, bad JSON, wrong class ...
+        raise LabError(f"{where} could not be loaded as a diffusion model ({type(err).__name__}: {err}). "
+                       "The folder may be incomplete or corrupt: train it again or copy it anew.") from err
+    info = read_info(where) if isinstance(where, Path) else {}
+    model = DiffusionModel(unet.eval(), scheduler, kind, str(where), info)
+    return model.to(device) if device is not None else model
+
+
+def _load_local(folder: Path):
+    if (folder / "model_index.json").exists():
+        index = json.loads((folder / "model_index.json").read_text())
+        if "unet" not in index or not (folder / "unet").is_dir():
+            raise LabError(f"{folder} is a diffusers pipeline without a UNet (found {index.get('_class_name')}); "
+                           "the lab runs UNet2DModel pipelines (DDPM, DDIM, score SDE).")
+        unet = UNet2DModel.from_pretrained(folder, subfolder="unet", low_cpu_mem_usage=False)
+        scheduler, kind = _scheduler_in(folder / "scheduler")
+        return unet, scheduler, kind
+    config = folder / "config.json"
+    if config.exists() and json.loads(config.read_text()).get("_class_name") == "UNet2DModel":
+        unet = UNet2DModel.from_pretrained(folder, low_cpu_mem_usage=False)
+        scheduler, kind = _scheduler_in(folder)
+        return unet, scheduler, kind
+    raise LabError(f"{folder} is not a diffusion model folder: expected model_index.json with unet/ and "
+                   "scheduler/ (a diffusers pipeline), or config.json of a UNet2DModel.")
+
+
+def _scheduler_in(folder: Path):
+    config = folder / "scheduler_config.json"
+    if not config.exists():
+        return DDPMScheduler(num_train_timesteps=1000), "ddpm"  # the diffusers DDPM default
+    cls = json.loads(config.read_text()).get("_class_name", "DDPMScheduler")
+    if cls == "ScoreSdeVeScheduler":
+        return ScoreSdeVeScheduler.from_pretrained(folder), "score"
+    return DDPMScheduler.from_pretrained(folder), "ddpm"  # DDIM/PNDM configs share the β schedule
+
+
+def _load_hub(repo_id: str):
+    try:
+        unet = UNet2DModel.from_pretrained(repo_id, subfolder="unet")
+    except OSError:
+        unet = UNet2DModel.from_pretrained(repo_id)
+    try:
+        scheduler = DDPMScheduler.from_pretrained(repo_id, subfolder="scheduler")
+    except OSError:
+        scheduler = DDPMScheduler(num_train_timesteps=1000)
+    kind = "score" if unet.config.time_embedding_type == "fourier" else "ddpm"
+    if kind == "score":
+        scheduler = ScoreSdeVeScheduler.from_pretrained(repo_id, subfolder="scheduler")
+    return unet, scheduler, kind
+
+
+def save_diffusion(folder: Path, unet: UNet2DModel, scheduler, kind: str, info: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    unet.save_pretrained(folder / "unet")
+    scheduler.save_pretrained(folder / "scheduler")
+    pipeline, scheduler_cls = PIPELINES[kind]
+    (folder / "model_index.json").write_text(json.dumps({
+        "_class_name": pipeline, "_diffusers_version": diffusers.__version__,
+        "scheduler": ["diffusers", scheduler_cls], "unet": ["diffusers", "UNet2DModel"]}, indent=2))
+    write_info(folder, {**info, "kind": kind})
+
+
+def write_info(folder: Path, info: dict) -> None:
+    info = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": versions(), **info}
+    (folder / "training.json").write_text(json.dumps(info, indent=2, default=str))
+    (folder / "README.md").write_text(model_card(folder.name, info))
+
+
+def update_metrics(folder: Path, metrics: dict) -> None:
+    """Merge measured metrics into training.json and rewrite the card."""
+    info = read_info(folder)
+    info.setdefault("metrics", {}).update(metrics)
+    (folder / "training.json").write_text(json.dumps(info, indent=2, default=str))
+    (folder / "README.md").write_text(model_card(folder.name, info))
+
+
+def model_card(name: str, info: dict) -> str:
+    kind = info.get("kind", "model")
+    tags = {"ddpm": ["diffusers", "ddpm", "unconditional-image-generation"],
+            "score": ["diffusers", "score-matching", "ncsn", "unconditional-image-generation"]}.get(kind, [kind])
+    data = info.get("data", {})
+    train = info.get("train_config", {})
+    lines = ["---", "library_name: diffusers" if kind in ("ddpm", "score") else "library_name: pytorch",
+             "tags:", *[f"- {t}" for t in tags], "---", "", f"# {name}", "", info.get("description", ""), "",
+             "## Data", "", f"{data.get('name', '?')} ({data.get('split', 'train')} split, "
+             f"{data.get('count', '?')} images, {data.get('size', '?')} px, {data.get('channels', '?')} channel(s)), "
+             f"read from `LAB_DATA_DIR`.", "", "## How it was trained", "", "```bash",
+             info.get("command", "(command not recorded)"), "```", "",
+             f"- steps: {info.get('steps', '?')}, batch size {train.get('batch_size', '?')}, "
+             f"lr {train.get('lr', '?')}, EMA {train.get('ema_decay', 'none')}, seed {train.get('seed', '?')}",
+             f"- wall time: {info.get('wall_seconds', 0) / 60:.1f} min on {info.get('device', '?')}"
+             f" ({info.get('threads', '?')} CPU threads)", f"- parameters: {info.get('parameters', '?'):,}"
+             if isinstance(info.get("parameters"), int) else "- parameters: ?",
+             f"- final training loss: {info.get('final_loss', float('nan')):.4f}", "",
+             f"- versions: {', '.join(f'{k} {v}' for k, v in info.get('versions', {}).items())}", "",
+             "## Measured", ""]
+    metrics = info.get("metrics", {})
+    if metrics:
+        lines += ["| metric | value |", "| --- | --- |"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in metrics.items()]
+    else:
+        lines.append("Not measured yet: `python -m lab evaluate " + name + "`.")
+    lines += ["", "## Use", "", "```python", *_usage(name, kind), "```", ""]
+    return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _usage(name: str, kind: str) -> list[str]:
+    if kind == "ddpm":
+        return ["from diffusers import DDPMPipeline", f'pipe = DDPMPipeline.from_pretrained("checkpoints/{name}")',
+                "# or in the lab:", "from lab.models.store import load_diffusion",
+                f'model = load_diffusion("{name}")']
+    if kind == "score":
+        return ["from lab.models.store import load_diffusion", f'model = load_diffusion("{name}")',
+                "# s(x, σ) = model.unet(x, σ).sample  (annealed Langevin: lab.diffusion.samplers)"]
+    return ["from lab.models.store import load_classifier", f'net = load_classifier("{name}")']
+
+
+def load_classifier(name_or_path: str | Path, device: torch.device | str | None = None):
+    from lab.models.cnn import ConvNet
+
+    where = resolve_model_path(name_or_path)
+    if isinstance(where, Path) and not (where / "config.json").exists():
+        raise LabError(f"{where} is not a classifier folder (no config.json).")
+    try:
+        net = ConvNet.from_pretrained(where, low_cpu_mem_usage=False)
+    except Exception as err:
+        raise LabError(f"{where} could not be loaded as a classifier ({type(err).__name__}: {err}).") from err
+    net.eval()
+    return net.to(device) if device is not None else net
+
+
+def save_classifier(folder: Path, net, info: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    net.save_pretrained(folder)
+    write_info(folder, {**info, "kind": info.get("kind", "classifier")})

@@ -1,0 +1,160 @@
+"""One training loop for every model of the lab: AdamW, warm-up + cosine LR, gradient clipping,
+EMA (diffusers' ``EMAModel``), AMP on CUDA, periodic checkpoints and exact resume, progress.
+
+Batches and noise are drawn from generators seeded by (seed, step), so a resumed run continues
+exactly as an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from diffusers.optimization import get_cosine_schedule_with_warmup
+from diffusers.training_utils import EMAModel
+from safetensors.torch import load_file, save_file
+
+from lab.config import resolve_device
+from lab.diffusion.samplers import autocast_for
+from lab.errors import Cancelled, LabError
+from lab.progress import ProgressFn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 10_000
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup: int = 500
+    grad_clip: float = 1.0
+    ema_decay: float | None = 0.999   # None: no EMA
+    checkpoint_every: int = 1000
+    log_every: int = 50
+    seed: int = 0
+    device: str = "auto"
+
+    def validate(self) -> None:
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise LabError(f"{name.replace('_', ' ')} must be at least 1, not {getattr(self, name)}.")
+        if not 0 < self.lr < 1:
+            raise LabError(f"The learning rate must be in (0, 1), not {self.lr}.")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise LabError(f"The EMA decay must be in (0, 1), not {self.ema_decay}.")
+
+
+@dataclass
+class FitResult:
+    steps: int
+    wall_seconds: float
+    device: str
+    losses: list[tuple[int, float]] = field(default_factory=list)  # (step, mean loss since the last entry)
+
+
+def _batch_index(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
+    per_epoch = max(1, n // batch_size)
+    epoch, k = divmod(step, per_epoch)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return perm[k * batch_size:(k + 1) * batch_size] if n >= batch_size else perm
+
+
+def fit(model: torch.nn.Module, loss_fn: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+        config: TrainConfig, checkpoint_dir: Path | None = None, resume: bool = True,
+        progress: ProgressFn | None = None) -> FitResult:
+    """Train ``model`` on (images, labels) with ``loss_fn(model, x, y, generator)``.
+
+    Leaves the EMA weights in ``model`` at the end. With ``checkpoint_dir`` the state is written
+    every ``checkpoint_every`` steps and when the run is cancelled or interrupted.
+    """
+    config.validate()
+    device = resolve_device(config.device)
+    model.to(device).train()
+    loss_fn.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = get_cosine_schedule_with_warmup(opt, min(config.warmup, config.steps // 2), config.steps)
+    ema = (EMAModel(model.parameters(), decay=config.ema_decay, use_ema_warmup=True, power=3 / 4)
+           if config.ema_decay else None)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
+    state = {"step": 0, "wall_seconds": 0.0, "losses": []}
+    if checkpoint_dir is not None and resume and (checkpoint_dir / "state.json").exists():
+        state = _load_checkpoint(checkpoint_dir, model, opt, sched, ema, device)
+        log.info("resumed from %s at step %d", checkpoint_dir, state["step"])
+
+    start, running, count = time.perf_counter() - state["wall_seconds"], 0.0, 0
+    step = state["step"]
+    try:
+        while step < config.steps:
+            index = _batch_index(len(images), config.batch_size, step, config.seed)
+            x = images[index].to(device, non_blocking=True)
+            y = labels[index].to(device, non_blocking=True)
+            gen = torch.Generator(device).manual_seed(config.seed * 1_000_003 + step)
+            with autocast_for(device):
+                loss = loss_fn(model, x, y, gen)
+            if not torch.isfinite(loss):
+                raise LabError(f"The loss became {loss.item()} at step {step}: lower the learning rate.")
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            if ema is not None:
+                ema.step(model.parameters())
+            step += 1
+            running, count = running + loss.item(), count + 1
+            if step % config.log_every == 0 or step == config.steps:
+                state["losses"].append((step, running / count))
+                running, count = 0.0, 0
+            state["step"], state["wall_seconds"] = step, time.perf_counter() - start
+            if checkpoint_dir is not None and (step % config.checkpoint_every == 0):
+                _save_checkpoint(checkpoint_dir, model, opt, sched, ema, state, config)
+            if progress is not None:
+                last = state["losses"][-1][1] if state["losses"] else loss.item()
+                progress(step, config.steps, f"Training (loss {last:.4f})")
+    except (Cancelled, KeyboardInterrupt):
+        if checkpoint_dir is not None:
+            _save_checkpoint(checkpoint_dir, model, opt, sched, ema, state, config)
+        raise
+    if checkpoint_dir is not None:
+        _save_checkpoint(checkpoint_dir, model, opt, sched, ema, state, config)
+    if ema is not None:
+        ema.copy_to(model.parameters())
+    model.eval()
+    return FitResult(step, state["wall_seconds"], str(device), [tuple(x) for x in state["losses"]])
+
+
+def _save_checkpoint(folder: Path, model, opt, sched, ema, state: dict, config: TrainConfig) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "state.json.tmp"
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, folder / "model.safetensors")
+    if ema is not None:
+        save_file({str(i): p.detach().contiguous().cpu() for i, p in enumerate(ema.shadow_params)},
+                  folder / "ema.safetensors")
+    torch.save({"optimizer": opt.state_dict(), "lr_scheduler": sched.state_dict(),
+                "ema_step": ema.optimization_step if ema is not None else 0}, folder / "optimizer.pt")
+    tmp.write_text(json.dumps({**state, "config": asdict(config)}))
+    tmp.replace(folder / "state.json")  # written last: a checkpoint without it is ignored
+
+
+def _load_checkpoint(folder: Path, model, opt, sched, ema, device) -> dict:
+    try:
+        state = json.loads((folder / "state.json").read_text())
+        model.load_state_dict(load_file(folder / "model.safetensors", device=str(device)))
+        rest = torch.load(folder / "optimizer.pt", map_location=device, weights_only=True)
+        opt.load_state_dict(rest["optimizer"])
+        sched.load_state_dict(rest["lr_scheduler"])
+        if ema is not None and (folder / "ema.safetensors").exists():
+            shadow = load_file(folder / "ema.safetensors", device=str(device))
+            ema.shadow_params = [shadow[str(i)] for i in range(len(shadow))]
+            ema.optimization_step = rest["ema_step"]
+    except Exception as err:
+        raise LabError(f"The checkpoint in {folder} cannot be resumed ({err}); delete that folder to start "
+                       "afresh, or pass --no-resume.") from err
+    return state

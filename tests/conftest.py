@@ -1,0 +1,61 @@
+"""Test settings: real data from ../shared/data (or LAB_DATA_DIR), offline, runs in a temp folder."""
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+os.environ.setdefault("LAB_DATA_DIR", str(SHARED_DATA))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# one cache for the session (decoded datasets); tests of caching use their own folder
+os.environ.setdefault("LAB_CACHE_DIR", tempfile.mkdtemp(prefix="lab-cache-"))
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def _has(path: str) -> bool:
+    return (Path(os.environ["LAB_DATA_DIR"]) / path).exists()
+
+
+needs_mnist = pytest.mark.skipif(not _has("MNIST/raw"), reason="MNIST files not in LAB_DATA_DIR")
+needs_fashion = pytest.mark.skipif(not _has("FashionMNIST/raw"), reason="Fashion-MNIST not in LAB_DATA_DIR")
+needs_usps = pytest.mark.skipif(not _has("usps/usps.h5"), reason="usps.h5 not in LAB_DATA_DIR")
+needs_utkface = pytest.mark.skipif(not _has("utkface/images"), reason="UTKFace not in LAB_DATA_DIR")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_runs(tmp_path_factory, monkeypatch):
+    """Every test writes its runs into its own temp folder, never into the checkout."""
+    monkeypatch.setenv("LAB_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def launch_tab():
+    """Launch a Blocks app on a free port and return a gradio_client.Client for it; closes afterwards."""
+    from gradio_client import Client
+
+    apps = []
+
+    def _launch(blocks):
+        blocks.queue()
+        _, url, _ = blocks.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True)
+        apps.append(blocks)
+        return Client(url, verbose=False)
+
+    yield _launch
+    for app in apps:
+        app.close()
