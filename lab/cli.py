@@ -43,8 +43,20 @@ def data_args(p: argparse.ArgumentParser, default: str = "mnist") -> None:
     p.add_argument("--path", default=None, help="folder of images for --data folder")
 
 
+TRAINERS: dict = {}  # kind -> (run(args, progress, config) -> dict, add_arguments or None)
+
+
+def trainer(kind: str, arguments=None):
+    """Register ``run(args, progress, config)`` as ``python -m lab train <kind>``; ``arguments(parser)``
+    adds the kind's own options (their names must not clash with other kinds')."""
+    def register(fn):
+        TRAINERS[kind] = (fn, arguments)
+        return fn
+    return register
+
+
 def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", choices=["ddpm", "score", "classifier"])
+    p.add_argument("kind", choices=sorted(TRAINERS))
     p.add_argument("--out", required=True, type=Path, help="model folder to write (resumed if it has a checkpoint)")
     data_args(p)
     p.add_argument("--steps", type=int, default=None)
@@ -54,35 +66,68 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema", type=float, default=None, help="EMA decay (0 turns EMA off)")
     p.add_argument("--checkpoint-every", type=int, default=1000)
     p.add_argument("--no-resume", action="store_true", help="start afresh even if a checkpoint exists")
+    common_args(p)
+    for _, arguments in TRAINERS.values():
+        if arguments is not None:
+            arguments(p)
+
+
+def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sigma-max", type=float, default=2.0, help="score: largest noise level")
     p.add_argument("--sigma-min", type=float, default=0.02, help="score: smallest noise level")
     p.add_argument("--levels", type=int, default=10, help="score: number of noise levels")
-    common_args(p)
 
 
-@command("train", "train a DDPM, a score model or a classifier and save a model folder", _train_args)
+def _data_kwargs(args) -> dict:
+    return dict(data=args.data, split=args.split, size=args.size, channels=args.channels, limit=args.limit,
+                style=args.style, path=args.path)
+
+
+def _command_line() -> str:
+    return "python -m lab " + shlex.join(sys.argv[1:])
+
+
+@trainer("ddpm")
+def _train_ddpm(args, progress, config) -> dict:
+    from lab.train.recipes import train_diffusion
+
+    return {"saved": str(train_diffusion("ddpm", args.out, **_data_kwargs(args), config=config,
+                                         resume=not args.no_resume, command=_command_line(), progress=progress))}
+
+
+@trainer("score", _score_args)
+def _train_score(args, progress, config) -> dict:
+    from lab.train.recipes import train_diffusion
+
+    return {"saved": str(train_diffusion("score", args.out, **_data_kwargs(args), config=config,
+                                         sigma_max=args.sigma_max, sigma_min=args.sigma_min, levels=args.levels,
+                                         resume=not args.no_resume, command=_command_line(), progress=progress))}
+
+
+@trainer("classifier")
+def _train_classifier(args, progress, config) -> dict:
+    from lab.train.recipes import train_classifier
+
+    return {"saved": str(train_classifier(args.out, **_data_kwargs(args), config=config, resume=not args.no_resume,
+                                          command=_command_line(), progress=progress))}
+
+
+# classifiers train for fewer steps, without EMA
+TRAIN_DEFAULTS = {"classifier": dict(steps=3000, warmup=100, ema_decay=None)}
+
+
+@command("train", "train a model (DDPM, score model, classifier, ...) and save a model folder", _train_args)
 def _train(args, progress) -> dict:
     from lab.train.loop import TrainConfig
-    from lab.train.recipes import train_classifier, train_diffusion
 
-    is_clf = args.kind == "classifier"
-    defaults = TrainConfig(steps=3000, warmup=100, ema_decay=None) if is_clf else TrainConfig()
+    defaults = TrainConfig(**TRAIN_DEFAULTS.get(args.kind, {}))
     ema = defaults.ema_decay if args.ema is None else (args.ema or None)
     config = TrainConfig(steps=args.steps or defaults.steps, batch_size=args.batch_size,
                          lr=args.lr or defaults.lr, warmup=defaults.warmup if args.warmup is None else args.warmup,
                          ema_decay=ema, checkpoint_every=args.checkpoint_every, seed=args.seed,
                          device=args.device or "auto")
-    data = dict(data=args.data, split=args.split, size=args.size, channels=args.channels, limit=args.limit,
-                style=args.style)
-    cmd = "python -m lab " + shlex.join(sys.argv[1:])
-    if is_clf:
-        out = train_classifier(args.out, **data, config=config, resume=not args.no_resume, command=cmd,
-                               progress=progress)
-    else:
-        out = train_diffusion(args.kind, args.out, **data, config=config, sigma_max=args.sigma_max,
-                              sigma_min=args.sigma_min, levels=args.levels, resume=not args.no_resume,
-                              command=cmd, progress=progress)
-    return {"saved": str(out)}
+    run, _ = TRAINERS[args.kind]
+    return run(args, progress, config)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -66,11 +66,12 @@ def _batch_index(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
 
 def fit(model: torch.nn.Module, loss_fn: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
         config: TrainConfig, checkpoint_dir: Path | None = None, resume: bool = True,
-        progress: ProgressFn | None = None) -> FitResult:
+        progress: ProgressFn | None = None, callback=None) -> FitResult:
     """Train ``model`` on (images, labels) with ``loss_fn(model, x, y, generator)``.
 
     Leaves the EMA weights in ``model`` at the end. With ``checkpoint_dir`` the state is written
     every ``checkpoint_every`` steps and when the run is cancelled or interrupted.
+    ``callback(step, model)``, if given, runs after every step (evaluate, log, stop early by raising).
     """
     config.validate()
     device = resolve_device(config.device)
@@ -115,6 +116,8 @@ def fit(model: torch.nn.Module, loss_fn: torch.nn.Module, images: torch.Tensor, 
             state["step"], state["wall_seconds"] = step, time.perf_counter() - start
             if checkpoint_dir is not None and (step % config.checkpoint_every == 0):
                 _save_checkpoint(checkpoint_dir, model, opt, sched, ema, state, config)
+            if callback is not None:
+                callback(step, model)
             if progress is not None:
                 last = state["losses"][-1][1] if state["losses"] else loss.item()
                 progress(step, config.steps, f"Training (loss {last:.4f})")

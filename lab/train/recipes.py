@@ -37,11 +37,12 @@ def train_diffusion(kind: str, out: Path, data: str = "mnist", split: str = "tra
                     channels: int | None = None, limit: int | None = None, style: str = "plain",
                     config: TrainConfig | None = None, sigma_max: float = 2.0, sigma_min: float = 0.02,
                     levels: int = 10, resume: bool = True, command: str = "",
-                    progress: ProgressFn | None = None, dataset: ImageSet | None = None) -> Path:
+                    progress: ProgressFn | None = None, dataset: ImageSet | None = None,
+                    path: str | None = None) -> Path:
     """Train a DDPM (ε-prediction) or score model (DSM over geometric σ) and save it to ``out``."""
     config = config or TrainConfig()
     seed_everything(config.seed)
-    ds = dataset or load_dataset(data, split, size=size, channels=channels, limit=limit, style=style)
+    ds = dataset or load_dataset(data, split, size=size, channels=channels, limit=limit, style=style, path=path)
     unet = build_unet(preset_for(ds.size, ds.channels), formulation=kind)
     if kind == "ddpm":
         scheduler = make_ddpm_scheduler()
@@ -67,18 +68,19 @@ def train_diffusion(kind: str, out: Path, data: str = "mnist", split: str = "tra
 def train_classifier(out: Path, data: str = "mnist", split: str = "train", size: int | None = None,
                      channels: int | None = None, limit: int | None = None, style: str = "plain",
                      config: TrainConfig | None = None, resume: bool = True, command: str = "",
-                     progress: ProgressFn | None = None, dataset: ImageSet | None = None) -> Path:
+                     progress: ProgressFn | None = None, dataset: ImageSet | None = None,
+                     path: str | None = None) -> Path:
     """Train the lab's ConvNet on a labelled dataset and save it, with its test accuracy, to ``out``."""
     from lab.metrics.classify import accuracy
 
     config = config or TrainConfig(steps=3000, lr=1e-3, warmup=100, ema_decay=None)
     seed_everything(config.seed)
-    ds = dataset or load_dataset(data, split, size=size, channels=channels, limit=limit, style=style)
+    ds = dataset or load_dataset(data, split, size=size, channels=channels, limit=limit, style=style, path=path)
     net = ConvNet(in_channels=ds.channels, image_size=ds.size, num_classes=len(ds.classes))
     result = fit(net, ClassifierLoss(augment=True), ds.to_float(), ds.labels, config,
                  checkpoint_dir=out / "checkpoint", resume=resume, progress=progress)
     metrics = {}
-    if dataset is None:
+    if dataset is None and data != "folder":
         test = load_dataset(data, "test", size=ds.size, channels=ds.channels, style=style)
         metrics = {"test_accuracy": accuracy(net, test.to_float(), test.labels), "test_count": len(test)}
     save_classifier(out, net, {
