@@ -38,11 +38,13 @@ class Run:
         return self.dir / name
 
     def add(self, name: str) -> Path:
-        """Register an artifact written (or about to be written) at ``dir/name``."""
+        """Register an artifact written (or about to be written) at ``dir/name`` (subfolders are made)."""
         if name not in self.artifacts:
             self.artifacts.append(name)
         self._write()
-        return self.dir / name
+        path = self.dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def save_json(self, name: str, obj) -> Path:
         path = self.add(name)

@@ -59,3 +59,27 @@ def launch_tab():
     yield _launch
     for app in apps:
         app.close()
+
+
+def _tiny_diffusion(folder: Path, kind: str) -> Path:
+    """An untrained 28-px model folder: every code path runs on it in seconds (its samples are noise)."""
+    from lab.diffusion.schedules import make_ddpm_scheduler, make_score_scheduler
+    from lab.models.store import save_diffusion
+    from lab.models.unet import build_unet
+
+    torch.manual_seed(0)
+    unet = build_unet("gray28", formulation=kind, block_out_channels=(8, 16, 16), attention_head_dim=8)
+    scheduler = make_ddpm_scheduler() if kind == "ddpm" else make_score_scheduler(2.0, 0.02, 10)
+    save_diffusion(folder, unet, scheduler, kind,
+                   {"data": {"name": "mnist", "split": "train", "count": 0, "size": 28, "channels": 1}})
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_ddpm(tmp_path_factory):
+    return _tiny_diffusion(tmp_path_factory.mktemp("tiny") / "tiny-ddpm", "ddpm")
+
+
+@pytest.fixture(scope="session")
+def tiny_score(tmp_path_factory):
+    return _tiny_diffusion(tmp_path_factory.mktemp("tiny") / "tiny-score", "score")

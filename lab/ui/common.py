@@ -33,6 +33,14 @@ def stop_job(tab: str, request: gr.Request | None = None) -> None:
     gr.Info("Stopping after the current step; finished results are kept in the runs folder.")
 
 
+def wire_stop(button: gr.Button, tab: str) -> None:
+    """The tab's Stop button: cancels this browser session's running job in ``tab`` (API: ``<tab>_stop``)."""
+    def stop(request: gr.Request):
+        stop_job(tab, request)
+
+    button.click(stop, None, None, api_name=f"{tab}_stop")
+
+
 def reporter(progress: gr.Progress, token: CancelToken):
     """An engine ``ProgressFn`` that drives ``gr.Progress`` and stops when the token is cancelled."""
     def report(done: int, total: int, desc: str) -> None:

@@ -8,7 +8,7 @@ from lab.errors import LabError
 from lab.experiments.denoise import DenoiseConfig, run_denoise, run_quality, run_step_sweep
 from lab.models.store import list_models
 from lab.runs import recorded
-from lab.ui.common import float_in, guarded, int_in, model_dropdown, reporter, start_job, stop_job
+from lab.ui.common import float_in, guarded, int_in, model_dropdown, reporter, start_job, wire_stop
 from lab.viz.export import save_figure
 from lab.viz.plots import line_figure
 
@@ -148,5 +148,5 @@ def build() -> None:
                         api_name="denoise_sweep"),
         q_btn.click(quality, inputs + [count, network, floor], [q_table, q_text], api_name="denoise_quality"),
     ]
-    stop.click(lambda request: stop_job(TAB, request), None, None, api_name="denoise_stop")
+    wire_stop(stop, TAB)
     return events

@@ -1,0 +1,99 @@
+"""Benchmark: the Denoising-steps tab on the shipped MNIST models.
+
+    python bench/denoise.py --threads 2          # n = 10,000 samples per FID (long on a CPU)
+    python bench/denoise.py --quick --threads 2  # n = 1,000, under 5 minutes on 2 cores
+
+Measures the 10 × 10 grid's time (DDIM 50 steps, ddpm-mnist, median of 3 warm runs), FID with the
+classifier features for ddpm-mnist (DDIM 50 steps) and score-mnist (annealed Langevin, the tab's
+defaults) against n real MNIST test images, the real-vs-real floor (n train vs the same n test),
+and the classifier-based quality of the DDPM's samples. Prints ONE JSON object as its last line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+from lab.experiments.denoise import DenoiseConfig, load_for, run_denoise, run_quality  # noqa: E402
+
+GRID_TARGET_S = 3.0
+CONFIDENT_TARGET = 0.9
+ENTROPY_TARGET = 0.98 * math.log(10)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def grid_seconds(device: str, repeats: int = 3) -> tuple[float, list[float]]:
+    config = DenoiseConfig(model="ddpm-mnist", sampler="ddim", steps=50, num_images=10, snapshots=10, device=device)
+    model = load_for(config)
+    run_denoise(config, model=model)  # warm-up: first calls allocate and pick kernels
+    times = [run_denoise(config, model=model).seconds for _ in range(repeats)]
+    return statistics.median(times), times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="n = 1,000 instead of 10,000")
+    parser.add_argument("--n", type=int, default=None, help="override the sample count")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
+    parser.add_argument("--device", default="cpu", help="cpu (the targets' setting) or auto / cuda")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    n = args.n or (1000 if args.quick else 10_000)
+    start = time.perf_counter()
+
+    grid_s, grid_all = grid_seconds(args.device)
+    ddpm = run_quality(DenoiseConfig(model="ddpm-mnist", sampler="ddim", steps=50, device=args.device), n=n)
+    score = run_quality(DenoiseConfig(model="score-mnist", sampler="langevin", device=args.device), n=n,
+                        with_floor=False)
+    out = {
+        "grid_seconds": round(grid_s, 3),
+        "fid_classifier_ddpm": round(ddpm.fid["fid"], 3),
+        "fid_classifier_score": round(score.fid["fid"], 3),
+        "fid_floor": round(ddpm.floor["fid"], 3),
+        "confident_fraction_ddpm": round(ddpm.quality["confident_fraction"], 4),
+        "class_entropy_ddpm": round(ddpm.quality["class_entropy"], 4),
+        "n": n,
+        "kid_ddpm": ddpm.fid["kid"], "kid_score": score.fid["kid"],
+        "confident_fraction_score": round(score.quality["confident_fraction"], 4),
+        "class_entropy_score": round(score.quality["class_entropy"], 4),
+        "feature_network": ddpm.fid["feature_network"],
+        "grid": "10 images x 10 snapshots, DDIM 50 steps, eta 0, ddpm-mnist, median of 3 warm runs",
+        "grid_runs_seconds": [round(t, 3) for t in grid_all],
+        "sampling_seconds": {"ddpm": round(ddpm.sampling_seconds, 1), "score": round(score.sampling_seconds, 1)},
+        "samplers": {"ddpm": "DDIM 50 steps, eta 0",
+                     "score": "annealed Langevin, 20 steps per level, eps 2e-5, final denoising step"},
+        "targets": {"grid_seconds": f"< {GRID_TARGET_S}", "confident_fraction_ddpm": f">= {CONFIDENT_TARGET}",
+                    "class_entropy_ddpm": f">= {ENTROPY_TARGET:.4f} (0.98 log 10)"},
+        "targets_met": {"grid_seconds": grid_s < GRID_TARGET_S,
+                        "confident_fraction_ddpm": ddpm.quality["confident_fraction"] >= CONFIDENT_TARGET,
+                        "class_entropy_ddpm": ddpm.quality["class_entropy"] >= ENTROPY_TARGET},
+        "quick": args.quick, "device": args.device, "threads": torch.get_num_threads(), "cpu": cpu_name(),
+        "torch": torch.__version__, "minutes_total": round((time.perf_counter() - start) / 60, 2),
+        "ddpm": asdict(ddpm), "score": asdict(score),
+    }
+    print(json.dumps(out, default=str))
+
+
+if __name__ == "__main__":
+    main()

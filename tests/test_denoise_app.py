@@ -1,0 +1,95 @@
+"""The Denoising-steps tab through gradio_client (tiny untrained models: fast, the pictures are noise),
+and the CLI commands that call the same engine."""
+import json
+
+import gradio as gr
+import pytest
+from PIL import Image
+
+from conftest import needs_mnist
+from lab.cli import main
+
+GRID = dict(sampler="ddim", steps=8, eta=0.0, lsteps=2, leps=2e-5, ldenoise=True, n=4, snapshots=5, seed=0)
+
+
+@pytest.fixture(scope="module")
+def client(request):
+    from gradio_client import Client
+
+    from conftest import free_port
+    from lab.ui import denoise
+
+    with gr.Blocks() as demo:
+        denoise.build()
+    demo.queue()
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    request.addfinalizer(demo.close)
+    return Client(url, verbose=False)
+
+
+def test_grid_request_returns_rows_by_snapshots(client, tiny_ddpm):
+    grid, samples, info, download = client.predict(model=str(tiny_ddpm), **GRID, api_name="/denoise_grid")
+    image = Image.open(grid)
+    # 4 rows × 5 columns of 28-px cells (plus make_grid padding and a label strip on top)
+    assert image.width >= 5 * 28 and image.height >= 4 * 28 and image.width > image.height
+    assert "4 images × 5 snapshots" in info and "t=" in info
+    assert Image.open(download).size == image.size  # the PNG download is the full-resolution grid
+    assert Image.open(samples).width >= 4 * 28
+
+
+def test_score_model_runs_annealed_langevin(client, tiny_score):
+    grid, _, info, _ = client.predict(model=str(tiny_score), **{**GRID, "sampler": "langevin"},
+                                      api_name="/denoise_grid")
+    assert "langevin" in info and "sigma=" in info and Image.open(grid).width > 0
+
+
+@pytest.mark.parametrize("change, message", [
+    # out-of-range numbers are refused by the sliders themselves, before the engine runs
+    (dict(n=0), "less than minimum value 1"),
+    (dict(steps=100_000), "greater than maximum value 1000"),
+    (dict(eta=-1), "less than minimum value 0"),
+    (dict(seed=-3), "Seed must be between 0"),
+    (dict(sampler="langevin"), "annealed Langevin needs a score model"),
+    (dict(model=""), "Choose a model first"),
+])
+def test_bad_inputs_are_clear_messages_and_the_server_keeps_answering(client, tiny_ddpm, change, message):
+    with pytest.raises(Exception, match=message):
+        client.predict(**{"model": str(tiny_ddpm), **GRID, **change}, api_name="/denoise_grid")
+    grid, *_ = client.predict(model=str(tiny_ddpm), **GRID, api_name="/denoise_grid")
+    assert Image.open(grid).width > 0
+
+
+def test_a_folder_that_is_not_a_model(client, tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(Exception, match="not a diffusion model folder"):
+        client.predict(model=str(tmp_path), **GRID, api_name="/denoise_grid")
+    with pytest.raises(Exception, match="No model folder"):
+        client.predict(model=str(tmp_path / "nowhere"), **GRID, api_name="/denoise_grid")
+
+
+@needs_mnist
+def test_quality_reports_fid_with_n_floor_and_network(client, tiny_ddpm):
+    table, text = client.predict(model=str(tiny_ddpm), **GRID, count=20, network="classifier", floor=True,
+                                 api_name="/denoise_quality")
+    row = dict(zip(table["headers"], table["data"][0]))
+    assert row["n"] == 20 and "FID (classifier features)" in row and row["real-vs-real floor"] is not None
+    assert "n = 20" in text and "classifier-mnist" in text
+    with pytest.raises(Exception, match="less than minimum value 10"):
+        client.predict(model=str(tiny_ddpm), **GRID, count=5, network="classifier", floor=True,
+                       api_name="/denoise_quality")
+
+
+def test_sweep_gives_one_grid_per_step_count(client, tiny_ddpm):
+    gallery, table, plot = client.predict(model=str(tiny_ddpm), **GRID, counts="2, 4", metric_images=0,
+                                          api_name="/denoise_sweep")
+    assert len(gallery) == 2 and [r[0] for r in table["data"]] == [2, 4]
+    with pytest.raises(Exception, match="whole numbers separated by commas"):
+        client.predict(model=str(tiny_ddpm), **GRID, counts="ten", metric_images=0, api_name="/denoise_sweep")
+
+
+def test_cli_sample_writes_the_grid_and_reports_errors(tiny_ddpm, capsys):
+    assert main(["sample", "--model", str(tiny_ddpm), "--steps", "2", "--n", "2", "--snapshots", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert Image.open(out["grid"]).width >= 3 * 28
+    assert main(["sample", "--model", str(tiny_ddpm), "--steps", "0"]) == 2
+    assert "between 1 and 1000" in capsys.readouterr().err

@@ -1,0 +1,91 @@
+"""Short real training runs: the loss falls, accuracy beats chance, resume is exact, folders reload."""
+import json
+import shutil
+
+import pytest
+import torch
+from diffusers import DDPMPipeline
+
+from conftest import needs_mnist
+from lab.errors import Cancelled, LabError
+from lab.models.store import load_classifier, load_diffusion
+from lab.train.loop import TrainConfig
+from lab.train.recipes import train_classifier, train_diffusion
+
+
+def _first_last(losses, k=3):
+    values = [v for _, v in losses]
+    return sum(values[:k]) / k, sum(values[-k:]) / k
+
+
+@needs_mnist
+@pytest.mark.parametrize("kind", ["ddpm", "score"])
+def test_short_diffusion_training_lowers_the_loss(tmp_path, kind):
+    config = TrainConfig(steps=40, batch_size=32, lr=2e-3, warmup=5, log_every=4, checkpoint_every=100)
+    out = train_diffusion(kind, tmp_path / kind, data="mnist", limit=512, config=config)
+    info = json.loads((out / "training.json").read_text())
+    first, last = _first_last(info["losses"])
+    assert last < 0.6 * first, info["losses"]
+    model = load_diffusion(out)
+    assert model.kind == kind and model.size == 28 and model.channels == 1
+    assert info["command"] == "" and info["steps"] == 40 and "wall_seconds" in info
+    assert (out / "README.md").read_text().count("## How it was trained") == 1
+
+
+@needs_mnist
+def test_classifier_learns_well_above_chance(tmp_path):
+    config = TrainConfig(steps=120, batch_size=64, lr=2e-3, warmup=10, ema_decay=None, checkpoint_every=1000)
+    out = train_classifier(tmp_path / "clf", data="mnist", limit=3000, config=config)
+    info = json.loads((out / "training.json").read_text())
+    assert info["metrics"]["test_accuracy"] > 0.8  # chance is 0.1
+    assert load_classifier(out).config.num_classes == 10
+
+
+@needs_mnist
+def test_resume_continues_exactly(tmp_path):
+    config = TrainConfig(steps=6, batch_size=8, checkpoint_every=3, log_every=1)
+    straight = train_diffusion("ddpm", tmp_path / "a", limit=64, config=config)
+
+    def stop_at_3(done, total, desc):
+        if done == 3:
+            raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        train_diffusion("ddpm", tmp_path / "b", limit=64, config=config, progress=stop_at_3)
+    assert json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())["step"] == 3
+    resumed = train_diffusion("ddpm", tmp_path / "b", limit=64, config=config)
+    a, b = load_diffusion(straight).unet.state_dict(), load_diffusion(resumed).unet.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@needs_mnist
+def test_saved_folder_is_a_diffusers_pipeline(tmp_path):
+    out = train_diffusion("ddpm", tmp_path / "m", limit=32, config=TrainConfig(steps=2, batch_size=8))
+    pipe = DDPMPipeline.from_pretrained(out)
+    images = pipe(batch_size=1, num_inference_steps=2, output_type="np").images
+    assert images.shape == (1, 28, 28, 1)
+
+
+@needs_mnist
+def test_corrupt_and_wrong_folders_are_clear_errors(tmp_path):
+    out = train_diffusion("ddpm", tmp_path / "m", limit=32, config=TrainConfig(steps=1, batch_size=8))
+    weights = out / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated download
+    with pytest.raises(LabError, match="corrupt"):
+        load_diffusion(out)
+    with pytest.raises(LabError, match="not a diffusion model folder"):
+        load_diffusion(tmp_path)
+    with pytest.raises(LabError, match="No model folder"):
+        load_diffusion(tmp_path / "nowhere")
+    shutil.rmtree(out / "checkpoint")
+    (out / "checkpoint").mkdir()
+    (out / "checkpoint" / "state.json").write_text("{broken")
+    with pytest.raises(LabError, match="cannot be resumed"):
+        train_diffusion("ddpm", out, limit=32, config=TrainConfig(steps=2, batch_size=8))
+
+
+def test_bad_training_settings():
+    with pytest.raises(LabError, match="learning rate"):
+        TrainConfig(lr=5).validate()
+    with pytest.raises(LabError, match="steps"):
+        TrainConfig(steps=0).validate()
