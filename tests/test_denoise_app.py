@@ -93,3 +93,20 @@ def test_cli_sample_writes_the_grid_and_reports_errors(tiny_ddpm, capsys):
     assert Image.open(out["grid"]).width >= 3 * 28
     assert main(["sample", "--model", str(tiny_ddpm), "--steps", "0"]) == 2
     assert "between 1 and 1000" in capsys.readouterr().err
+
+
+def test_stop_cancels_a_running_job_and_its_run_record_says_so(client, tiny_ddpm):
+    import os
+    import time
+    from pathlib import Path
+
+    job = client.submit(model=str(tiny_ddpm), **{**GRID, "sampler": "ddpm", "steps": 1000, "n": 16},
+                        api_name="/denoise_grid")
+    deadline = time.time() + 60
+    while not job.status().progress_data and time.time() < deadline:  # wait until it is sampling
+        time.sleep(0.2)
+    client.predict(api_name="/denoise_stop")
+    with pytest.raises(Exception, match="Stopped by the user"):
+        job.result(timeout=60)
+    runs = sorted(Path(os.environ["LAB_RUNS_DIR"]).glob("*-denoise/run.json"))
+    assert json.loads(runs[-1].read_text())["status"] == "cancelled"
