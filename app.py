@@ -5,7 +5,7 @@ import os
 
 import gradio as gr
 
-from lab.ui import common, denoise
+from lab.ui import common, conditional, dann, denoise, discovery
 
 TITLE = "Diffusion Domain Lab"
 
@@ -17,6 +17,12 @@ def build_app() -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Denoising steps", id="denoise"):
                 denoise.build()
+            with gr.Tab("Class-conditional sampling", id="conditional"):
+                conditional.build()
+            with gr.Tab("DANN stage comparison", id="dann"):
+                dann.build()
+            with gr.Tab("Domain discovery", id="discovery"):
+                discovery.build()
     return demo
 
 

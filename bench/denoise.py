@@ -14,7 +14,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -26,21 +25,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
+from lab.config import cpu_name  # noqa: E402
 from lab.experiments.denoise import DenoiseConfig, load_for, run_denoise, run_quality  # noqa: E402
 
 GRID_TARGET_S = 3.0
 CONFIDENT_TARGET = 0.9
 ENTROPY_TARGET = 0.98 * math.log(10)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def grid_seconds(device: str, repeats: int = 3) -> tuple[float, list[float]]:

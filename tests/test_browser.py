@@ -2,9 +2,7 @@
 
 Screenshots go to test-artifacts/ (ignored by git). Skipped, with the reason, where no Chromium is installed.
 """
-import os
 import shutil
-from pathlib import Path
 
 import pytest
 

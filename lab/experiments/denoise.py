@@ -49,7 +49,7 @@ class DenoiseConfig:
             raise LabError("Batch size must be at least 1.")
         if model is not None and self.sampler not in SAMPLERS[model.kind]:
             hint = ("annealed Langevin needs a score model (e.g. score-mnist)" if self.sampler == "langevin"
-                    else f"a score model is sampled with annealed Langevin ('langevin')")
+                    else "a score model is sampled with annealed Langevin ('langevin')")
             raise LabError(f"Sampler {self.sampler!r} does not fit {model.kind} model {self.model!r}: {hint}. "
                            f"Samplers for it: {', '.join(SAMPLERS[model.kind])}.")
 

@@ -1,0 +1,309 @@
+"""DANN training: the domain-adversarial objective as a loss module and one two-domain training run.
+
+Each step draws a labelled source batch and an unlabelled target batch, forwards them together
+(BatchNorm statistics see both domains) and minimises
+
+    CE(label net(x_s), y_s) + BCE(D(GRL_λ(tap(x_s))), 1) + BCE(D(GRL_λ(tap(x_t))), 0)
+
+where ``tap`` is the tensor at the GRL's placement. The GRL makes the discriminator D minimise the
+domain loss while everything before the tap maximises it, scaled by λ (Ganin et al., 2016).
+Learning rate μ_p = μ₀ / (1 + 10p)^0.75 and λ_p = λ_max (2 / (1 + exp(−10p)) − 1), p ∈ [0, 1] the
+training progress, as in the paper. ``fit`` of lab.train.loop trains one domain, so this file
+has its own loop; it reuses the lab's batching, seeding, AMP and progress conventions.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lab.config import resolve_device
+from lab.diffusion.samplers import autocast_for
+from lab.errors import LabError
+from lab.models.dann import DANNNet, GradientReversalLayer, build_dann
+from lab.progress import ProgressFn
+from lab.seeding import seed_everything
+from lab.train.loop import _batch_index
+from lab.train.losses import random_affine
+
+OPTIMIZERS = ("sgd", "adam")
+LR_SCHEDULES = ("annealed", "constant")
+LAMBDA_SCHEDULES = ("dann", "constant")
+
+
+@dataclass
+class DANNTrainConfig:
+    epochs: int = 10
+    steps_per_epoch: int = 300
+    batch_size: int = 64               # per domain: each step sees 2 × batch_size images
+    optimizer: str = "sgd"             # sgd (momentum 0.9, the paper's) | adam
+    lr: float = 0.01                   # μ₀
+    lr_schedule: str = "annealed"      # annealed: μ₀/(1+10p)^0.75 | constant
+    weight_decay: float = 5e-4
+    lambda_schedule: str = "dann"      # dann: λ_max (2/(1+exp(−10p)) − 1) | constant: λ_max throughout
+    lambda_max: float = 1.0
+    augment: bool = True               # small random affine warps of source images
+    augment_scale: float = 0.15        # ± relative scale of those warps
+    flip: bool = False                 # random horizontal flips too (objects, not digits)
+    source_only_sees_target: bool = False  # 'none' also forwards the target batch (BatchNorm sees both)
+    eval_limit: int | None = 2000      # per-epoch evaluation on this many test images per domain
+    feature_points: int = 1000         # backbone features kept per domain (t-SNE, proxy A-distance)
+    seed: int = 0
+    device: str = "auto"
+
+    def validate(self) -> None:
+        for name in ("epochs", "steps_per_epoch", "batch_size"):
+            if getattr(self, name) < 1:
+                raise LabError(f"{name.replace('_', ' ').capitalize()} must be at least 1, not {getattr(self, name)}.")
+        if self.batch_size < 2:
+            raise LabError("The batch size must be at least 2 (BatchNorm needs two images per domain).")
+        if self.optimizer not in OPTIMIZERS:
+            raise LabError(f"Unknown optimizer {self.optimizer!r}: choose {' or '.join(OPTIMIZERS)}.")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise LabError(f"Unknown learning-rate schedule {self.lr_schedule!r}: choose {' or '.join(LR_SCHEDULES)}.")
+        if self.lambda_schedule not in LAMBDA_SCHEDULES:
+            raise LabError(f"Unknown λ schedule {self.lambda_schedule!r}: choose {' or '.join(LAMBDA_SCHEDULES)}.")
+        if not 0 < self.lr < 1:
+            raise LabError(f"The learning rate must be in (0, 1), not {self.lr}.")
+        if not 0 <= self.lambda_max <= 10:
+            raise LabError(f"λ must be between 0 and 10, not {self.lambda_max}.")
+        if not 0 <= self.augment_scale < 0.5:
+            raise LabError(f"The augmentation scale must be in [0, 0.5), not {self.augment_scale}.")
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+
+def dann_lambda(p: float, lambda_max: float = 1.0, schedule: str = "dann", gamma: float = 10.0) -> float:
+    """λ_p = λ_max (2 / (1 + exp(−γp)) − 1) (0 at the start, → λ_max), or λ_max when constant."""
+    return lambda_max if schedule == "constant" else lambda_max * (2.0 / (1.0 + math.exp(-gamma * p)) - 1.0)
+
+
+def dann_lr(p: float, lr: float, schedule: str = "annealed", alpha: float = 10.0, beta: float = 0.75) -> float:
+    """μ_p = μ₀ / (1 + αp)^β, or μ₀ when constant."""
+    return lr if schedule == "constant" else lr / (1.0 + alpha * p) ** beta
+
+
+class DomainAdversarialLoss(nn.Module):
+    """The discriminator's binary cross-entropy on features that pass through the GRL (source = 1,
+    target = 0), as Transfer-Learning-Library's ``DomainAdversarialLoss``. After each call
+    ``domain_accuracy`` holds the discriminator's accuracy on that batch."""
+
+    def __init__(self, discriminator: nn.Module, coeff: float = 1.0):
+        super().__init__()
+        self.grl = GradientReversalLayer(coeff)
+        self.discriminator = discriminator
+        self.domain_accuracy = float("nan")
+
+    def forward(self, f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
+        d = self.discriminator(self.grl(torch.cat([f_s, f_t]))).float()
+        target = torch.cat([torch.ones(len(f_s), device=d.device), torch.zeros(len(f_t), device=d.device)])
+        self.domain_accuracy = ((d > 0).float() == target).float().mean().item()
+        return F.binary_cross_entropy_with_logits(d, target)
+
+
+class DANNObjective(nn.Module):
+    """Source cross-entropy plus, with an adversary, the domain-adversarial loss at the net's tap.
+
+    ``forward(net, x_s, y_s, x_t)`` returns (loss, {"cls": …, "domain": …, "domain_acc": …}).
+    Without an adversary the target batch is forwarded only if ``sees_target`` (then BatchNorm
+    sees both domains, and the run differs from DANN with λ = 0 by nothing at all).
+    """
+
+    def __init__(self, adversary: DomainAdversarialLoss | None = None, sees_target: bool = False):
+        super().__init__()
+        self.adversary = adversary
+        self.sees_target = sees_target or adversary is not None
+
+    def set_lambda(self, value: float) -> None:
+        if self.adversary is not None:
+            self.adversary.grl.coeff = value
+
+    def forward(self, net: DANNNet, x_s, y_s, x_t):
+        n = len(x_s)
+        x = torch.cat([x_s, x_t]) if self.sees_target else x_s
+        logits, _, tap = net.tapped(x)
+        cls = F.cross_entropy(logits[:n].float(), y_s)
+        if self.adversary is None:
+            return cls, {"cls": cls.item(), "domain": float("nan"), "domain_acc": float("nan")}
+        domain = self.adversary(tap[:n], tap[n:])
+        return cls + domain, {"cls": cls.item(), "domain": domain.item(),
+                              "domain_acc": self.adversary.domain_accuracy}
+
+
+@dataclass
+class DomainPair:
+    """uint8 images [N, C, H, W] of both domains: labelled source, unlabelled target, both test sets."""
+    source_x: torch.Tensor
+    source_y: torch.Tensor
+    target_x: torch.Tensor
+    source_test_x: torch.Tensor
+    source_test_y: torch.Tensor
+    target_test_x: torch.Tensor
+    target_test_y: torch.Tensor
+    classes: list[str]
+    source_name: str = "source"
+    target_name: str = "target"
+
+    @property
+    def channels(self) -> int:
+        return self.source_x.shape[1]
+
+    @property
+    def size(self) -> int:
+        return self.source_x.shape[-1]
+
+
+@dataclass
+class DANNRun:
+    placement: str
+    seed: int
+    backbone: str
+    weights: str                                   # which weights the backbone started from
+    pretrained: bool
+    source_acc: float                              # on the full test sets after training
+    target_acc: float
+    history: list[dict] = field(default_factory=list)   # one entry per epoch
+    seconds: float = 0.0
+    device: str = "cpu"
+    features: dict = field(default_factory=dict, repr=False)  # source/target: backbone features, labels
+    net: DANNNet | None = field(default=None, repr=False)
+
+    def summary(self) -> dict:
+        keep = ("placement", "seed", "backbone", "weights", "pretrained", "source_acc", "target_acc",
+                "seconds", "device", "history")
+        return {k: v for k, v in asdict(self).items() if k in keep}
+
+
+def to_float(x: torch.Tensor, device) -> torch.Tensor:
+    return x.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:
+    """Top-1 accuracy of ``net`` on uint8 images, in eval mode (restored afterwards)."""
+    was, device = net.training, next(net.parameters()).device
+    net.eval()
+    correct = 0
+    for i in range(0, len(images), batch_size):
+        with autocast_for(device):
+            logits = net(to_float(images[i:i + batch_size], device))
+        correct += (logits.argmax(1).cpu() == labels[i:i + batch_size]).sum().item()
+    net.train(was)
+    return correct / max(1, len(images))
+
+
+@torch.no_grad()
+def backbone_features(net: DANNNet, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Stage-1 features (the backbone's output) of uint8 images, on the CPU."""
+    was, device = net.training, next(net.parameters()).device
+    net.eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        with autocast_for(device):
+            out.append(net.tapped(to_float(images[i:i + batch_size], device))[1].float().cpu())
+    net.train(was)
+    return torch.cat(out)
+
+
+def _subset(x: torch.Tensor, y: torch.Tensor, limit: int | None, seed: int = 0):
+    if limit is None or limit >= len(x):
+        return x, y
+    index = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:limit]
+    return x[index], y[index]
+
+
+def _augment(x: torch.Tensor, generator: torch.Generator, config: DANNTrainConfig) -> torch.Tensor:
+    if config.augment:
+        x = random_affine(x, generator, max_shift=0.1, max_degrees=10.0, max_scale=config.augment_scale)
+    if config.flip:
+        flip = torch.rand(len(x), generator=generator, device=generator.device).to(x.device) < 0.5
+        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+    return x
+
+
+def _optimizer(net: DANNNet, disc: nn.Module | None, config: DANNTrainConfig) -> torch.optim.Optimizer:
+    # a pretrained backbone learns 10× slower than the new layers (the usual fine-tuning rule)
+    groups = [{"params": list(net.backbone_parameters()), "lr_mult": 0.1 if net.weights.pretrained else 1.0},
+              {"params": net.head_parameters(), "lr_mult": 1.0}]
+    if disc is not None:
+        groups.append({"params": list(disc.parameters()), "lr_mult": 1.0})
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True)
+    return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def train_dann(data: DomainPair, placement: str, backbone: str = "lenet", config: DANNTrainConfig | None = None,
+               weights: str = "auto", progress: ProgressFn | None = None, on_epoch=None) -> DANNRun:
+    """Train one label network (and a discriminator unless ``placement`` is 'none') on ``data``.
+
+    Seeded by ``config.seed``: the same seed gives the same run, and the label network starts from
+    the same weights for every placement. ``on_epoch(entry)`` sees each epoch's history entry.
+    """
+    config = config or DANNTrainConfig()
+    config.validate()
+    device = resolve_device(config.device)
+    seed_everything(config.seed)
+    net, disc = build_dann(backbone, placement, len(data.classes), data.channels, data.size, weights)
+    net.to(device).train()
+    adversary = None if disc is None else DomainAdversarialLoss(disc).to(device).train()
+    objective = DANNObjective(adversary, sees_target=config.source_only_sees_target)
+    opt = _optimizer(net, disc, config)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
+    eval_s = _subset(data.source_test_x, data.source_test_y, config.eval_limit)
+    eval_t = _subset(data.target_test_x, data.target_test_y, config.eval_limit)
+    total, history = config.total_steps, []
+    start = time.perf_counter()
+    sums = {"cls": 0.0, "domain": 0.0, "domain_acc": 0.0}
+    for step in range(total):
+        p = step / total
+        lam, lr = dann_lambda(p, config.lambda_max, config.lambda_schedule), dann_lr(p, config.lr, config.lr_schedule)
+        objective.set_lambda(lam)
+        for group in opt.param_groups:
+            group["lr"] = lr * group["lr_mult"]
+        i_s = _batch_index(len(data.source_x), config.batch_size, step, config.seed)
+        i_t = _batch_index(len(data.target_x), config.batch_size, step, config.seed + 500_009)
+        gen = torch.Generator(device).manual_seed(config.seed * 1_000_003 + step)
+        x_s = _augment(to_float(data.source_x[i_s], device), gen, config)
+        x_t = to_float(data.target_x[i_t], device)
+        with autocast_for(device):
+            loss, parts = objective(net, x_s, data.source_y[i_s].to(device), x_t)
+        if not torch.isfinite(loss):
+            raise LabError(f"The loss became {loss.item()} at step {step}: lower the learning rate or λ.")
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        for k in sums:
+            sums[k] += parts[k]
+        if (step + 1) % config.steps_per_epoch == 0:
+            k = config.steps_per_epoch
+            entry = {"epoch": (step + 1) // k, "step": step + 1, "lambda": round(lam, 5), "lr": lr,
+                     "cls_loss": sums["cls"] / k, "domain_loss": sums["domain"] / k,
+                     "domain_acc": sums["domain_acc"] / k,
+                     "source_acc": evaluate(net, *eval_s), "target_acc": evaluate(net, *eval_t),
+                     "seconds": round(time.perf_counter() - start, 2)}
+            history.append(entry)
+            sums = dict.fromkeys(sums, 0.0)
+            if on_epoch is not None:
+                on_epoch(entry)
+        if progress is not None:
+            last = history[-1] if history else None
+            desc = f"{placement}, seed {config.seed}" + (
+                f" (epoch {last['epoch']}: target {last['target_acc']:.3f})" if last else "")
+            progress(step + 1, total, desc)
+    net.eval()
+    source_acc = evaluate(net, data.source_test_x, data.source_test_y)
+    target_acc = evaluate(net, data.target_test_x, data.target_test_y)
+    features = {}
+    for domain, x, y in (("source", data.source_test_x, data.source_test_y),
+                         ("target", data.target_test_x, data.target_test_y)):
+        fx, fy = _subset(x, y, config.feature_points, seed=1)
+        features[domain] = {"features": backbone_features(net, fx), "labels": fy.clone()}
+    return DANNRun(placement, config.seed, backbone, net.weights.note, net.weights.pretrained, source_acc,
+                   target_acc, history, time.perf_counter() - start, str(device), features, net)

@@ -1,0 +1,104 @@
+"""The Class-conditional tab and CLI end to end, on tiny untrained models (fast; the numbers mean nothing)."""
+import json
+
+import gradio as gr
+import pytest
+import torch
+from diffusers import UNet2DModel
+
+from conftest import ROOT, needs_mnist
+from lab.diffusion.schedules import make_ddpm_scheduler
+from lab.models.conditional import ConditionalUNet, LabelSpec, NoisyClassifier, save_model
+from lab.models.store import save_diffusion
+
+TINY28 = dict(sample_size=28, in_channels=1, out_channels=1, block_out_channels=[8, 16],
+              down_block_types=["DownBlock2D", "DownBlock2D"], up_block_types=["UpBlock2D", "UpBlock2D"],
+              layers_per_block=1, norm_num_groups=4, attention_head_dim=4)
+DIGITS = LabelSpec("class", tuple(str(i) for i in range(10)))
+DATA = {"name": "mnist", "split": "train", "size": 28, "channels": 1, "style": "plain", "condition_on": "class",
+        "classes": list(DIGITS.names)}
+
+pytestmark = needs_mnist
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoints(tmp_path_factory):
+    """A checkpoint folder with one tiny model per method, plus the shipped judge (classifier-mnist)."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    torch.manual_seed(0)
+    scheduler = make_ddpm_scheduler()
+    for name, method, p in (("cfg-tiny", "label-embed", 0.1), ("condnorm-tiny", "condnorm", 0.0),
+                            ("auxclf-tiny", "auxclf", None)):
+        save_model(root / name, ConditionalUNet(TINY28, method=method, **DIGITS.as_config()), scheduler,
+                   {"kind": "conditional", "method": method, "p_uncond": p, "data": DATA,
+                    "labels": {"kind": "class", "names": list(DIGITS.names)}})
+    save_model(root / "noisy-tiny", NoisyClassifier(TINY28, **DIGITS.as_config()), scheduler,
+               {"kind": "noisy-classifier", "data": DATA})
+    save_diffusion(root / "ddpm-tiny", UNet2DModel(**TINY28), scheduler, "ddpm", {"data": DATA})
+    (root / "classifier-mnist").symlink_to(ROOT / "checkpoints" / "classifier-mnist", target_is_directory=True)
+    return root
+
+
+@pytest.fixture
+def checkpoints(tiny_checkpoints, monkeypatch):
+    monkeypatch.setenv("LAB_CHECKPOINT_DIR", str(tiny_checkpoints))
+    return tiny_checkpoints
+
+
+GRID = dict(method="cfg", model="cfg-tiny", classifier="noisy-tiny", scale=2.0, sampler="ddim", steps=2, eta=0.0,
+            per_class=2, classes="all", judge="auto", fid=True, seed=0)
+
+
+def test_tab_answers_through_gradio_client(checkpoints, launch_tab):
+    from lab.ui import conditional
+
+    with gr.Blocks() as demo:
+        conditional.build()
+    client = launch_tab(demo)
+    image, info, table, plot, files = client.predict(**GRID, api_name="/conditional_grid")
+    assert "Conditional accuracy" in info and "n = 20" in info
+    rows = table["data"]
+    assert len(rows) == 10 and all(0 <= r[table["headers"].index("accuracy")] <= 1 for r in rows)
+    assert "FID" in table["headers"] and "n reference" in table["headers"]
+    names = {p.rsplit("/", 1)[-1] for p in (f if isinstance(f, str) else f["path"] for f in files)}
+    assert {"grid.png", "per_class.csv", "tsne.html"} <= names
+    assert json.loads(plot["plot"])["data"]  # the t-SNE figure has traces
+
+    figure, sweep_table, text, gallery, sweep_files = client.predict(
+        **{**GRID, "fid": False}, scales="0, 2", api_name="/conditional_sweep")
+    assert [r[0] for r in sweep_table["data"]] == [0.0, 2.0] and "Best accuracy" in text and len(gallery) == 2
+
+    compare_rows, per_class, grids, _ = client.predict(
+        "cfg-tiny", "condnorm-tiny", "auxclf-tiny", 1.0, "ddpm-tiny", "noisy-tiny", 1.0, "cfg-tiny", 2.0,
+        ["label-embed", "condnorm", "auxclf", "classifier-guidance", "cfg"], "ddim", 2, 0.0, 1, "0, 1", "auto",
+        False, 0, api_name="/conditional_compare")
+    assert len(compare_rows["data"]) == 6 and len(grids) == 5       # five methods + the real-data floor
+    assert len(per_class["data"]) == 5
+
+
+@pytest.mark.parametrize("change,message", [({"scale": -1.0}, "minimum value 0|between 0"),
+                                            ({"classes": "0, 12"}, "Unknown class '12'"),
+                                            ({"method": "condnorm"}, "needs a condnorm model"),
+                                            ({"model": "nowhere"}, "No model folder")])
+def test_tab_bad_inputs_give_clear_messages(checkpoints, launch_tab, change, message):
+    from lab.ui import conditional
+
+    with gr.Blocks() as demo:
+        conditional.build()
+    client = launch_tab(demo)
+    with pytest.raises(Exception, match=message):
+        client.predict(**{**GRID, **change}, api_name="/conditional_grid")
+
+
+def test_cli_grid_and_errors(checkpoints, capsys):
+    from lab.cli import main
+
+    assert main(["conditional", "--method", "classifier-guidance", "--model", "ddpm-tiny", "--classifier",
+                 "noisy-tiny", "--scale", "1", "--steps", "2", "--per-class", "2", "--classes", "3,5",
+                 "--no-fid", "--threads", "1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n"] == 4 and out["rows"] == ["3", "5"] and 0 <= out["accuracy"] <= 1
+    assert main(["conditional", "--method", "cfg", "--model", "condnorm-tiny", "--steps", "2"]) == 2
+    assert "without label dropout" in capsys.readouterr().err
+    assert main(["conditional", "--method", "cfg", "--model", "cfg-tiny", "--scale", "-2", "--steps", "2"]) == 2
+    assert "0 or more" in capsys.readouterr().err

@@ -1,0 +1,110 @@
+"""DANN on real digits: learning happens, the discriminator is fooled, results save and reload, the CLI
+and the tab (through gradio_client) answer."""
+import json
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from conftest import needs_mnist, needs_usps
+from lab.cli import main
+from lab.experiments.dann import DANNConfig, load_result, run_dann
+from lab.runs import recorded
+
+# small real subsets: every test here shares them (the loaded pair is cached in the process)
+SMALL = dict(task="usps-mnist", source_limit=1500, target_limit=1500, test_limit=500, eval_limit=300,
+             feature_points=200, batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory, request):
+    """One short real DANN comparison (none + stage1), shared by the tests below."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LAB_RUNS_DIR", str(tmp_path_factory.mktemp("dann-runs")))
+    request.addfinalizer(mp.undo)
+    config = DANNConfig(**SMALL, placements=["none", "stage1"], epochs=4, steps_per_epoch=25, lr=0.02)
+    with recorded("dann", {}) as run:
+        result = run_dann(config, record=run)
+        result.save(run)
+    return config, run, result
+
+
+@needs_mnist
+@needs_usps
+@pytest.mark.xfail(strict=True, reason="open (issue 6): on USPS → MNIST the discriminator still separates the "
+                                       "domains after 100 steps; the easy-shift set-up is not found yet")
+def test_short_dann_run_pushes_the_discriminator_toward_chance(short_run):
+    _, _, result = short_run
+    domain = [e["domain_acc"] for e in result.runs[1].history]
+    # λ starts at 0, so the discriminator first separates the domains, then is pushed toward chance
+    assert max(domain[:2]) > 0.8 and domain[-1] < 0.7 and domain[-1] < max(domain) - 0.15, domain
+
+
+@needs_mnist
+@needs_usps
+def test_short_dann_run_learns_and_round_trips(short_run):
+    config, run, result = short_run
+    rows = {r["placement"]: r for r in result.rows()}
+    assert rows["none"]["source_acc_mean"] > 0.8          # chance is 0.1
+    assert 0 <= result.input_pad["pad"] <= 2 and result.input_pad["pad"] > 1.5  # raw USPS vs MNIST: far apart
+    for name in ("config.json", "table.csv", "runs.csv", "history.csv", "seed_reference.csv",
+                 "curves_accuracy.html", "features/stage1-seed0.pt"):
+        assert (run.dir / name).is_file(), name
+    again = load_result(run.dir)
+    assert again.rows() == result.rows() and again.config == config
+    fig = again.tsne_figure("stage1 / seed 0", "class", points=100)
+    assert len(fig.data) == 10 and sum(len(t.x) for t in fig.data) == 200
+    assert json.loads((run.dir / "run.json").read_text())["status"] == "finished"
+
+
+@needs_mnist
+@needs_usps
+def test_cli_runs_and_reports_bad_input(tmp_path, capsys):
+    args = ["dann", "--task", "usps-mnist", "--placements", "stage3", "--epochs", "1", "--steps-per-epoch", "3",
+            "--source-limit", "1500", "--target-limit", "1500", "--test-limit", "500", "--eval-limit", "300",
+            "--batch-size", "32", "--no-tsne", "--threads", "2"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["best_placement"] == "stage3" and "scratch" in out["weights"]
+    saved = Path(out["run"]) / "config.json"
+    assert json.loads(saved.read_text())["placements"] == ["stage3"]
+    assert main(["dann", "--config", str(saved), "--placements", "stage9"]) == 2
+    assert "Unknown GRL placement 'stage9'" in capsys.readouterr().err
+    assert main(["dann", "--task", "officehome", "--officehome", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@needs_mnist
+@needs_usps
+def test_tab_answers_through_gradio_client(launch_tab):
+    from gradio_client.exceptions import AppError
+
+    from lab.ui import dann
+
+    with gr.Blocks() as demo:
+        dann.build()
+    client = launch_tab(demo)
+    settings = ["usps-mnist", "", "Clipart", "Real_World", "lenet", "auto", ["none", "stage2"], "0", 1, 4, 32,
+                "adam", 0.001, "constant", "dann", 1.0, True, 0.15, False, 1500, 1500, 300]
+    info, table, curves, tsne, choice, folder, files = client.predict(*settings, api_name="/dann_compare")
+    assert "from scratch" in info and "PAD between the raw test images" in info
+    assert [row[0] for row in table["data"]] == ["none", "stage2"]
+    names = {Path(f).name for f in files}
+    assert {"config.json", "table.csv", "history.csv"} <= names and any(n.endswith(".zip") for n in names)
+    assert any(n.endswith(".png") for n in names) == ("curves_accuracy.png" in names)
+    zipped = next(f for f in files if f.endswith(".zip"))
+    assert "result.json" in zipfile.ZipFile(zipped).namelist()
+    fig, files2 = client.predict(folder, "none / seed 0", "class", api_name="/dann_tsne")
+    assert fig is not None and any(Path(f).name.startswith("tsne_class") for f in files2)
+    assert client.predict(folder, "domain", api_name="/dann_curves") is not None
+    bad = list(settings)
+    bad[6] = ["none", "layer2"]
+    with pytest.raises(AppError, match="taps a ResNet"):
+        client.predict(*bad, api_name="/dann_compare")
+    bad = list(settings)
+    bad[0], bad[1] = "officehome", "/nowhere/OfficeHome"
+    with pytest.raises(AppError, match="does not exist"):
+        client.predict(*bad, api_name="/dann_compare")
+    with pytest.raises(AppError, match="not a run folder"):
+        client.predict("/etc", "none / seed 0", "domain", api_name="/dann_tsne")
