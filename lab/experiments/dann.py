@@ -285,7 +285,7 @@ class DANNResult:
 
     def run_rows(self) -> list[dict]:
         return [{"placement": r.placement, "seed": r.seed, "source_acc": r.source_acc, "target_acc": r.target_acc,
-                 "pad": self.pads.get(self.run_label(r)), "seconds": round(r.seconds, 2), "device": r.device,
+                 "pad": self.pads.get(self.run_label(r)), "seconds": r.seconds, "device": r.device,
                  "backbone": r.backbone, "weights": r.weights} for r in self.runs]
 
     def history_rows(self) -> list[dict]:

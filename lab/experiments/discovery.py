@@ -644,15 +644,20 @@ def _pairs_grid(model, samples, fewshot, nearest, columns: int = 8) -> Image.Ima
     return image_grid(torch.cat(rows), nrow=columns, scale=_scale(model, columns))
 
 
+def _prepare(config: DiscoveryConfig, settings, files, model: DiffusionModel | None):
+    """Check the settings, load the frozen model (unless given) and the target images."""
+    settings.validate()
+    config.validate()
+    model = model or load_model(config)
+    return model, load_target(config, model, files, heldout=_heldout_needed(settings) if settings.metrics else 0)
+
+
 def run_discover(config: DiscoveryConfig, settings: DiscoverySettings, files=None,
                  progress: ProgressFn | None = None, model: DiffusionModel | None = None) -> DiscoveryResult:
     """Invert the few-shot set, propose and filter new latents, generate them with the frozen model."""
     from lab.metrics.diversity import copy_report
 
-    settings.validate()
-    config.validate()
-    model = model or load_model(config)
-    target = load_target(config, model, files, heldout=_heldout_needed(settings) if settings.metrics else 0)
+    model, target = _prepare(config, settings, files, model)
     notes, seconds = list(target.notes), {}
     start = time.perf_counter()
     refs = invert(model, target.fewshot, config.t0, config.steps, config.batch_size, progress=progress)
@@ -800,10 +805,7 @@ def run_finetune(config: DiscoveryConfig, settings: FinetuneSettings, files=None
     from lab.train.losses import EpsilonLoss
     from lab.viz.plots import loss_figure
 
-    settings.validate()
-    config.validate()
-    model = model or load_model(config)
-    target = load_target(config, model, files, heldout=_heldout_needed(settings) if settings.metrics else 0)
+    model, target = _prepare(config, settings, files, model)
     notes = list(target.notes)
     unet = copy.deepcopy(model.unet)
     train = TrainConfig(steps=settings.train_steps, batch_size=min(settings.batch_size, len(target.fewshot)),

@@ -208,7 +208,7 @@ def model_card(name: str, info: dict) -> str:
         lines += ["| metric | value |", "| --- | --- |"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in metrics.items()]
     else:
-        lines.append("Not measured yet: `python -m lab evaluate " + name + "`.")
+        lines.append(f"Not measured yet: `python -m lab evaluate --model {name} --fid-n 1000 --write-card`.")
     lines += ["", "## Use", "", "```python", *_usage(name, kind), "```", ""]
     return "\n".join(lines)
 

@@ -49,12 +49,23 @@ def reporter(progress: gr.Progress, token: CancelToken):
     return report
 
 
+def on_space_gpu(fn):
+    """On a ZeroGPU Space work gets a GPU only inside ``spaces.GPU``; without the ``spaces`` package, a no-op."""
+    try:
+        import spaces
+    except ImportError:
+        return fn
+    return spaces.GPU(fn)
+
+
 def guarded(fn):
     """Turn engine errors into messages: LabError → its text; anything else → a short notice, no traceback."""
+    run = on_space_gpu(fn)
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            return run(*args, **kwargs)
         except gr.Error:
             raise
         except Cancelled as err:

@@ -1,0 +1,49 @@
+"""The shipped MNIST diffusion models: the DDIM round trip reconstructs real test digits, and the samples
+are digits the shipped classifier recognises. Skipped (with the reason) where a model is not shipped."""
+import pytest
+import torch
+
+from conftest import ROOT, needs_mnist
+from lab.data import load_dataset
+from lab.diffusion.samplers import ddim_invert, ddim_sample
+from lab.models.store import load_diffusion
+
+CHECKPOINTS = ROOT / "checkpoints"
+
+
+def shipped(name: str):
+    return pytest.mark.skipif(not (CHECKPOINTS / name / "model_index.json").exists(),
+                              reason=f"checkpoints/{name} is not shipped (docs/RESULTS.md has the command)")
+
+
+# Measured on 16 MNIST test digits (docs/RESULTS.md): t0 = 999 with 50 steps gives MSE ≈ 0.01 in [-1, 1]
+# units (PSNR ≈ 26 dB); the bound leaves room for BLAS differences, and noise would give MSE ≈ 2.
+ROUND_TRIP_MSE_BOUND = 0.03
+
+
+@shipped("ddpm-mnist")
+@needs_mnist
+def test_ddim_inversion_then_sampling_reconstructs_real_test_digits():
+    model = load_diffusion("ddpm-mnist", device="cpu")
+    x0 = load_dataset("mnist", "test", limit=16).to_float()      # [-1, 1], balanced over digits
+    latent = ddim_invert(model.unet, x0, model.scheduler, num_steps=50)
+    assert latent.std() > 0.6, "the inverted latent should look like noise, not like the image"
+    back = ddim_sample(model.unet, latent, model.scheduler, num_steps=50, snapshots=2).samples
+    mse = ((back - x0) ** 2).mean().item()
+    assert mse < ROUND_TRIP_MSE_BOUND, f"round-trip MSE {mse:.4f}"
+    # and it is this image that comes back, not some other digit
+    other = ((back - x0.roll(1, dims=0)) ** 2).mean().item()
+    assert other > 10 * mse
+
+
+@shipped("ddpm-mnist")
+@pytest.mark.skipif(not (CHECKPOINTS / "classifier-mnist").exists(), reason="classifier-mnist is not shipped")
+def test_shipped_ddpm_samples_are_recognisable_digits_of_every_class():
+    from lab.metrics.quality import sample_quality
+
+    model = load_diffusion("ddpm-mnist", device="cpu")
+    noise = torch.randn(100, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    samples = ddim_sample(model.unet, noise, model.scheduler, num_steps=25, snapshots=2).samples
+    quality = sample_quality(samples, "classifier-mnist")
+    assert quality["confident_fraction"] > 0.7           # noise scores ≈ 0
+    assert quality["class_entropy"] > 0.9 * torch.log(torch.tensor(10.0)).item()
