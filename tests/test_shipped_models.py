@@ -16,9 +16,9 @@ def shipped(name: str):
                               reason=f"checkpoints/{name} is not shipped (docs/RESULTS.md has the command)")
 
 
-# Measured on 16 MNIST test digits (docs/RESULTS.md): t0 = 999 with 50 steps gives MSE ≈ 0.01 in [-1, 1]
-# units (PSNR ≈ 26 dB); the bound leaves room for BLAS differences, and noise would give MSE ≈ 2.
-ROUND_TRIP_MSE_BOUND = 0.03
+# Measured on these 16 MNIST test digits: the full chain (t = 999) with 50 steps gives MSE ≈ 0.004 in [-1, 1]
+# units (PSNR ≈ 30 dB). The bound leaves room for BLAS differences; another digit is at MSE ≈ 0.6.
+ROUND_TRIP_MSE_BOUND = 0.01
 
 
 @shipped("ddpm-mnist")
@@ -27,8 +27,8 @@ def test_ddim_inversion_then_sampling_reconstructs_real_test_digits():
     model = load_diffusion("ddpm-mnist", device="cpu")
     x0 = load_dataset("mnist", "test", limit=16).to_float()      # [-1, 1], balanced over digits
     latent = ddim_invert(model.unet, x0, model.scheduler, num_steps=50)
-    assert latent.std() > 0.6, "the inverted latent should look like noise, not like the image"
-    back = ddim_sample(model.unet, latent, model.scheduler, num_steps=50, snapshots=2).samples
+    assert latent.std() > 0.5, "the inverted latent should look like noise, not like the image"
+    back = ddim_sample(model.unet, latent, model.scheduler, num_steps=50, snapshots=2, clip=False).samples
     mse = ((back - x0) ** 2).mean().item()
     assert mse < ROUND_TRIP_MSE_BOUND, f"round-trip MSE {mse:.4f}"
     # and it is this image that comes back, not some other digit

@@ -107,20 +107,27 @@ def ddim_timesteps(scheduler, num_steps: int, t0: int | None = None) -> torch.Te
     return _ddim_grid(scheduler, num_steps, t0)[1]
 
 
-def _ddim_at(scheduler, num_steps: int, t0: int | None, inverse: bool):
+def _ddim_at(scheduler, num_steps: int, t0: int | None, inverse: bool, clip: bool | None = None):
     n, timesteps = _ddim_grid(scheduler, num_steps, t0)
-    ddim = ddim_inverse_from(scheduler) if inverse else ddim_from(scheduler)
+    ddim = ddim_inverse_from(scheduler) if inverse else ddim_from(scheduler, clip)
     ddim.set_timesteps(n)
     return ddim, (timesteps.flip(0) if inverse else timesteps)
 
 
 def ddim_sample(model, x: torch.Tensor, scheduler, num_steps: int = 50, eta: float = 0.0,
                 generator: torch.Generator | None = None, t0: int | None = None, snapshots: int = 10,
-                progress: ProgressFn | None = None) -> Trajectory:
-    """DDIM from noise (``t0=None``) or from an inverted latent x_{t0}; η = 0 is deterministic."""
+                progress: ProgressFn | None = None, clip: bool | None = None) -> Trajectory:
+    """DDIM from noise (``t0=None``) or from an inverted latent x_{t0}; η = 0 is deterministic.
+
+    ``clip`` (x̂0 clipped to [-1, 1]): by default as the scheduler says when sampling from noise (as
+    diffusers' pipelines do: it helps an imperfect model), and off when continuing from x_{t0}, so that
+    ``ddim_invert`` then ``ddim_sample`` reconstructs. Pass ``clip=False`` for a full-chain round trip.
+    """
     if not 0.0 <= eta <= 1.0:
         raise LabError(f"η must be between 0 (deterministic DDIM) and 1 (DDPM-like), not {eta}.")
-    ddim, timesteps = _ddim_at(scheduler, num_steps, t0, inverse=False)
+    if clip is None:
+        clip = bool(scheduler.config.get("clip_sample", False)) and t0 is None
+    ddim, timesteps = _ddim_at(scheduler, num_steps, t0, inverse=False, clip=clip)
     kwargs = {"eta": eta, "generator": generator} if eta > 0 else {"eta": 0.0}
     return _run_scheduler(model, x, ddim, timesteps, kwargs, snapshots, progress, "DDIM sampling")
 

@@ -18,15 +18,18 @@ def make_ddpm_scheduler(num_train_timesteps: int = NUM_TRAIN_TIMESTEPS,
                          beta_start=1e-4, beta_end=0.02, prediction_type="epsilon", clip_sample=True)
 
 
-def ddim_from(scheduler) -> DDIMScheduler:
-    """A DDIM sampler with the same β schedule as ``scheduler``."""
+def ddim_from(scheduler, clip_sample: bool | None = None) -> DDIMScheduler:
+    """A DDIM sampler with the same β schedule as ``scheduler`` (and its x̂0 clipping unless told)."""
+    clip = scheduler.config.get("clip_sample", False) if clip_sample is None else clip_sample
     return DDIMScheduler.from_config(scheduler.config, timestep_spacing="leading", set_alpha_to_one=True,
-                                     steps_offset=0)
+                                     steps_offset=0, clip_sample=clip)
 
 
 def ddim_inverse_from(scheduler) -> DDIMInverseScheduler:
+    """The inverse DDIM step, never clipping x̂0: clipping is not invertible, and the round trip
+    x0 → x_t → x0 is only exact (up to the one-step-off ε) without it."""
     return DDIMInverseScheduler.from_config(scheduler.config, timestep_spacing="leading", set_alpha_to_one=True,
-                                            steps_offset=0)
+                                            steps_offset=0, clip_sample=False)
 
 
 def check_steps(num_steps: int, scheduler) -> None:
