@@ -5,7 +5,7 @@ import os
 
 import gradio as gr
 
-from lab.ui import common, conditional, dann, denoise, discovery
+from lab.ui import common, conditional, dann, denoise, discovery, edit
 
 TITLE = "Diffusion Domain Lab"
 
@@ -23,6 +23,8 @@ def build_app() -> gr.Blocks:
                 dann.build()
             with gr.Tab("Domain discovery", id="discovery"):
                 discovery.build()
+            with gr.Tab("DiffusionCLIP editing", id="edit"):
+                edit.build()
     return demo
 
 

@@ -1,0 +1,118 @@
+"""DiffusionCLIP editing from the terminal, and ``python -m lab train clip`` (the lab's own small CLIP).
+
+  python -m lab train clip --out checkpoints/clip-lab --steps 2000 --batch-size 256 --threads 1
+  python -m lab edit --model ddpm-mnist --source "a digit" --target "a sketch of a digit" --n 8
+  python -m lab edit --model ddpm-mnist --target "a sketch of a digit" --edit-split test --edit-n 200
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from lab.cli import TRAIN_DEFAULTS, command, common_args, trainer
+
+TRAIN_DEFAULTS.setdefault("clip", dict(steps=2000, lr=1e-3, warmup=100, ema_decay=None))
+
+
+def _command_line() -> str:
+    return "python -m lab " + shlex.join(sys.argv[1:])
+
+
+def _clip_train_args(p: argparse.ArgumentParser) -> None:
+    if "--clip-limits" not in p._option_string_actions:  # noqa: SLF001 — all kinds share one parser
+        p.add_argument("--clip-limits", default="mnist=2000,usps=1000,fashion=1000,utkface=1500",
+                       help="clip: images per dataset (each rendered in all 7 styles), NAME=N pairs")
+        p.add_argument("--clip-eval-limit", type=int, default=300,
+                       help="clip: held-out test images per dataset and style for the zero-shot accuracy")
+
+
+def _limits(text: str) -> dict[str, int]:
+    from lab.clip.vocab import DOMAINS
+    from lab.errors import LabError
+
+    out = {}
+    for part in text.split(","):
+        name, sep, n = part.strip().partition("=")
+        if not sep or name not in DOMAINS or not n.strip().isdigit():
+            raise LabError(f"--clip-limits takes NAME=N pairs with NAME one of {', '.join(DOMAINS)} (got {part!r}).")
+        out[name] = int(n)
+    return out
+
+
+@trainer("clip", _clip_train_args)
+def _train_clip(args, progress, config) -> dict:
+    from lab.train.clip import train_clip
+
+    out = train_clip(Path(args.out), config, limits=_limits(args.clip_limits), eval_limit=args.clip_eval_limit,
+                     resume=not args.no_resume, command=_command_line(), progress=progress)
+    return {"saved": str(out)}
+
+
+def _edit_args(p: argparse.ArgumentParser) -> None:
+    from lab.data import DATASETS, STYLES
+
+    p.add_argument("--model", default="ddpm-mnist", help="DDPM backbone: shipped name, folder or (online) hub id")
+    p.add_argument("--clip", default="clip-lab", help="CLIP: clip-lab, a folder, or an open_clip name like ViT-B-32")
+    p.add_argument("--clip-pretrained", default=None, help="open_clip pretrained tag (e.g. openai) or weights file")
+    p.add_argument("--source", default="a digit", help="source text")
+    p.add_argument("--target", default="a sketch of a digit", help="target text")
+    p.add_argument("--data", default="mnist", choices=DATASETS, help="fine-tuning (and editing) images")
+    p.add_argument("--split", default="train", choices=["train", "test"])
+    p.add_argument("--style", default="plain", choices=STYLES)
+    p.add_argument("--n-train", type=int, default=16, help="images to fine-tune on")
+    p.add_argument("--t0", type=int, default=400)
+    p.add_argument("--n-inv-step", type=int, default=40)
+    p.add_argument("--n-train-step", type=int, default=6)
+    p.add_argument("--n-test-step", type=int, default=40)
+    p.add_argument("--lambda-clip", type=float, default=1.0)
+    p.add_argument("--lambda-l1", type=float, default=0.1)
+    p.add_argument("--lambda-id", type=float, default=0.5)
+    p.add_argument("--identity", default="auto", choices=["auto", "digit-classifier", "none", "face-api"])
+    p.add_argument("--clip-views", type=int, default=0,
+                   help="average the CLIP direction over this many shifted, noisy views (0: the reference loss)")
+    p.add_argument("--iterations", type=int, default=4, help="passes over the fine-tuning images")
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--batch-size", type=int, default=8, help="fine-tuning batch")
+    p.add_argument("--variant", default="full", choices=["full", "eff"],
+                   help="full: gradient through all generative steps; eff: one step at a time (memory saving)")
+    p.add_argument("--edit-split", default="test", choices=["train", "test"])
+    p.add_argument("--edit-n", type=int, default=8, help="images of --edit-split to edit after fine-tuning")
+    p.add_argument("--edit-batch-size", type=int, default=64)
+    p.add_argument("--image", action="append", default=None,
+                   help="edit (and fine-tune on) this image file instead of dataset images; repeatable")
+    p.add_argument("--fit", action="store_true", help="--image: centre-crop/resize/convert to the model's format")
+    p.add_argument("--save-as", default=None, help="save the fine-tuned model as LAB_CHECKPOINT_DIR/<name>")
+    common_args(p)
+
+
+@command("edit", "DiffusionCLIP: fine-tune a DDPM copy with a directional CLIP loss and edit images by text",
+         _edit_args)
+def _edit(args, progress) -> dict:
+    import torch
+
+    from lab.data.sources import open_image
+    from lab.experiments.edit import EditConfig, check_image, run_edit
+    from lab.models.store import load_diffusion
+    from lab.runs import recorded
+
+    config = EditConfig(model=args.model, clip=args.clip, clip_pretrained=args.clip_pretrained, source=args.source,
+                        target=args.target, data=args.data, split=args.split, style=args.style, n_train=args.n_train,
+                        t0=args.t0, n_inv_step=args.n_inv_step, n_train_step=args.n_train_step,
+                        n_test_step=args.n_test_step, lambda_clip=args.lambda_clip, lambda_l1=args.lambda_l1,
+                        lambda_id=args.lambda_id, identity=args.identity, clip_views=args.clip_views,
+                        iterations=args.iterations, lr=args.lr,
+                        batch_size=args.batch_size, variant=args.variant, edit_split=args.edit_split,
+                        edit_n=args.edit_n, edit_batch_size=args.edit_batch_size, save_as=args.save_as,
+                        seed=args.seed, device=args.device or "auto")
+    config.validate()
+    uploads = None
+    if args.image:
+        model = load_diffusion(args.model)
+        uploads = torch.stack([check_image(open_image(f), model.size, model.channels, args.fit) for f in args.image])
+    with recorded("edit", config.__dict__, command=_command_line()) as run:
+        result = run_edit(config, uploads=uploads, progress=progress)
+        result.save(run)
+    return {"run": str(run.dir), "grid": str(run.path("edit_grid.png")), "saved_to": result.saved_to,
+            **result.metrics, "notes": result.notes}

@@ -1,0 +1,289 @@
+"""DiffusionCLIP (Kim, Kwon & Ye, CVPR 2022): fine-tune a copy of a diffusion UNet so that deterministic
+DDIM generation from inverted latents x_{t0} moves images along a text direction in CLIP space.
+
+Loss per image (``DiffusionClipLoss``):
+    λ_clip · (1 − cos(ΔI, ΔT)) + λ_L1 · |x̂ − x| + λ_id · (1 − cos(f(x̂), f(x)))
+with ΔI = E_I(x̂) − E_I(x), ΔT = E_T(target) − E_T(source) (normalised CLIP embeddings) and f an
+identity network (the digit classifier's features for digits).
+
+Two fine-tuning variants, as the reference ``clip_finetune`` / ``clip_finetune_eff``:
+  * ``full``: the gradient runs through all ``n_train_step`` generative DDIM steps x_{t0} → x̂_0;
+  * ``eff``  (memory saving): one step at a time — at every step the loss is taken on that step's
+    prediction of x_0 and the optimiser steps; x_t is detached before the next step.
+
+Inverted latents of the training images are cached on disk (``invert_cached``), keyed by the model's
+weights, the images, t0 and n_inv_step.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from lab.config import get_settings
+from lab.diffusion.samplers import _ddim_grid, ddim_invert, predict
+from lab.errors import LabError
+from lab.progress import ProgressFn
+
+log = logging.getLogger(__name__)
+
+
+# --- the loss --------------------------------------------------------------------------------
+
+def directional_cosine(clip, originals: torch.Tensor, edited: torch.Tensor, text_direction: torch.Tensor):
+    """cos(ΔI, ΔT) per image: ΔI = E_I(edited) − E_I(original), ΔT given (one vector)."""
+    delta = clip.encode_images(edited) - clip.encode_images(originals).detach()
+    return F.cosine_similarity(delta, text_direction.view(1, -1).expand_as(delta), dim=1, eps=1e-8)
+
+
+class DigitIdentity(torch.nn.Module):
+    """Identity of a digit: the classifier's feature vector (``ConvNet.embed``); frozen."""
+
+    def __init__(self, classifier):
+        super().__init__()
+        self.net = classifier.eval()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.embed(x)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).argmax(1)
+
+
+def augmented_views(x: torch.Tensor, views: int, shift: int = 3, noise: float = 0.15) -> torch.Tensor:
+    """``views`` copies of each image, randomly translated (±shift px, circular) and with Gaussian noise:
+    the CLIP loss then rewards changes that survive them, not pixel patterns a small CLIP over-reads."""
+    out = []
+    for _ in range(views):
+        dx, dy = (int(v) for v in torch.randint(-shift, shift + 1, (2,)))
+        out.append(torch.roll(x, shifts=(dy, dx), dims=(2, 3)) + noise * torch.randn_like(x))
+    return torch.stack(out, 1).flatten(0, 1)  # [N·views, ...], views of one image adjacent
+
+
+class DiffusionClipLoss(torch.nn.Module):
+    """λ_clip · directional CLIP loss + λ_L1 · L1 to the original + λ_id · identity loss (per image, meaned).
+    ``views`` > 0 averages the CLIP direction over that many augmented views of each image."""
+
+    def __init__(self, clip, source: str, target: str, lambda_clip: float = 1.0, lambda_l1: float = 0.0,
+                 lambda_id: float = 0.0, identity: torch.nn.Module | None = None, views: int = 0):
+        super().__init__()
+        self.clip, self.identity, self.views = clip, identity, views
+        self.lambda_clip, self.lambda_l1, self.lambda_id = lambda_clip, lambda_l1, lambda_id
+        with torch.no_grad():
+            t = clip.encode_text([source, target])
+        self.register_buffer("text_direction", t[1] - t[0])
+        if float(self.text_direction.norm()) < 1e-6:
+            raise LabError("The source and target texts have the same CLIP embedding: make them differ.")
+
+    def forward(self, originals: torch.Tensor, edited: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        if self.views > 0:
+            n = len(edited)
+            a = augmented_views(originals, self.views)
+            cos = directional_cosine(self.clip, a, augmented_views(edited, self.views), self.text_direction)
+            cos = cos.view(n, self.views).mean(1)
+        else:
+            cos = directional_cosine(self.clip, originals, edited, self.text_direction)
+        clip_loss = (1 - cos).mean()
+        l1 = (edited - originals).abs().mean()
+        total = self.lambda_clip * clip_loss + self.lambda_l1 * l1
+        parts = {"clip": clip_loss.item(), "l1": l1.item(), "cos": cos.mean().item()}
+        if self.identity is not None and self.lambda_id > 0:
+            f0 = self.identity.features(originals).detach()
+            ident = (1 - F.cosine_similarity(self.identity.features(edited), f0, dim=1)).mean()
+            total = total + self.lambda_id * ident
+            parts["id"] = ident.item()
+        parts["total"] = total.item()
+        return total, parts
+
+
+# --- deterministic DDIM with gradients --------------------------------------------------------
+
+def generation_steps(scheduler, num_steps: int, t0: int) -> list[tuple[int, int]]:
+    """(t, t_prev) pairs of the DDIM chain x_{t0} → x_0, the same grid as ``ddim_sample(t0=)``."""
+    n, timesteps = _ddim_grid(scheduler, num_steps, t0)
+    ratio = scheduler.config.num_train_timesteps // n
+    return [(int(t), int(t) - ratio) for t in timesteps]
+
+
+def ddim_step(unet, scheduler, x: torch.Tensor, t: int, t_prev: int,
+              clip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """One η = 0 DDIM step x_t → x_{t_prev}, differentiable; returns (x_{t_prev}, predicted x_0).
+    x̂_0 is not clipped by default, as ``ddim_sample(t0=...)`` does when continuing from an inverted latent."""
+    ac = scheduler.alphas_cumprod.to(x.device)
+    a_t = ac[t]
+    a_prev = ac[t_prev] if t_prev >= 0 else torch.ones((), device=x.device)
+    eps = predict(unet, x, torch.full((x.shape[0],), t, device=x.device))
+    x0 = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+    if clip:
+        x0 = x0.clamp(-1, 1)
+    return a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps, x0
+
+
+def generate(unet, scheduler, latents: torch.Tensor, num_steps: int, t0: int, grad: bool = False,
+             progress: ProgressFn | None = None) -> torch.Tensor:
+    """x_{t0} → x_0 by deterministic DDIM; with ``grad`` the graph through every step is kept."""
+    steps = generation_steps(scheduler, num_steps, t0)
+    x = latents
+    with torch.set_grad_enabled(grad):
+        for i, (t, t_prev) in enumerate(steps):
+            x, _ = ddim_step(unet, scheduler, x, t, t_prev)
+            if progress is not None:
+                progress(i + 1, len(steps), "DDIM generation")
+    return x
+
+
+# --- inverted latents, cached ------------------------------------------------------------------
+
+def _fingerprint(unet) -> str:
+    h = hashlib.sha1()
+    h.update(repr(sorted(dict(unet.config).items())).encode())
+    for p in list(unet.parameters())[:: max(1, len(list(unet.parameters())) // 16)]:
+        h.update(p.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def cache_key(unet, images: torch.Tensor, t0: int, n_inv_step: int) -> str:
+    data = hashlib.sha1(images.detach().float().cpu().numpy().tobytes()).hexdigest()[:16]
+    return f"{_fingerprint(unet)}-{data}-t{t0}-n{n_inv_step}"
+
+
+def invert_cached(unet, scheduler, images: torch.Tensor, t0: int, n_inv_step: int, batch_size: int = 64,
+                  cache_dir: Path | None = None, progress: ProgressFn | None = None) -> tuple[torch.Tensor, bool]:
+    """(x_{t0} of every image, whether it came from the cache). Keyed by (model weights, images, t0,
+    n_inv_step); stored as safetensors under ``LAB_CACHE_DIR/diffusionclip``."""
+    folder = (cache_dir or get_settings().cache_dir) / "diffusionclip"
+    path = folder / f"{cache_key(unet, images, t0, n_inv_step)}.safetensors"
+    device = next(unet.parameters()).device
+    if path.exists():
+        try:
+            return load_file(path)["latents"].to(device), True
+        except Exception as err:  # noqa: BLE001 — a truncated file: compute again
+            log.warning("inverted-latent cache %s unreadable (%s); inverting again", path, err)
+    out = []
+    for i in range(0, len(images), batch_size):
+        out.append(ddim_invert(unet, images[i:i + batch_size].to(device), scheduler, n_inv_step, t0=t0))
+        if progress is not None:
+            progress(min(i + batch_size, len(images)), len(images), "DDIM inversion")
+    latents = torch.cat(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file({"latents": latents.detach().contiguous().cpu()}, tmp)
+    tmp.replace(path)
+    return latents, False
+
+
+# --- fine-tuning -------------------------------------------------------------------------------
+
+@dataclass
+class FinetuneSettings:
+    t0: int = 400
+    n_train_step: int = 6
+    iterations: int = 4          # passes over the training images
+    lr: float = 2e-4
+    batch_size: int = 8
+    variant: str = "full"        # "full" (gradient through all steps) or "eff" (one step at a time)
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.variant not in ("full", "eff"):
+            raise LabError(f"Unknown fine-tuning variant {self.variant!r}: use 'full' or 'eff' (memory saving).")
+        if not 1 <= self.iterations <= 1000:
+            raise LabError(f"Iterations must be between 1 and 1000, not {self.iterations}.")
+        if not 0 < self.lr < 1:
+            raise LabError(f"The learning rate must be in (0, 1), not {self.lr}.")
+        if not 1 <= self.n_train_step <= 200:
+            raise LabError(f"Training steps (n_train_step) must be between 1 and 200, not {self.n_train_step}.")
+
+
+def finetune(unet, scheduler, images: torch.Tensor, latents: torch.Tensor, loss: DiffusionClipLoss,
+             settings: FinetuneSettings, progress: ProgressFn | None = None, on_step=None):
+    """Fine-tune a copy of ``unet``; returns (fine-tuned UNet, history of loss parts per optimiser step).
+    ``on_step(step, total, parts)`` is called after each optimiser step (live curves)."""
+    settings.validate()
+    device = latents.device
+    tuned = copy.deepcopy(unet).to(device).train()
+    for p in tuned.parameters():
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(tuned.parameters(), lr=settings.lr)
+    steps = generation_steps(scheduler, settings.n_train_step, settings.t0)
+    g = torch.Generator().manual_seed(settings.seed)
+    n = len(images)
+    per_iter = -(-n // settings.batch_size) * (len(steps) if settings.variant == "eff" else 1)
+    total, history, done = settings.iterations * per_iter, [], 0
+    for it in range(settings.iterations):
+        order = torch.randperm(n, generator=g)
+        for b in range(0, n, settings.batch_size):
+            idx = order[b:b + settings.batch_size]
+            x0, x = images[idx].to(device), latents[idx].to(device)
+            if settings.variant == "full":
+                edited = generate(tuned, scheduler, x, settings.n_train_step, settings.t0, grad=True)
+                done = _optimise(opt, loss, x0, edited, history, it, done)
+                if on_step:
+                    on_step(done, total, history[-1])
+                if progress:
+                    progress(done, total, f"Fine-tuning (loss {history[-1]['total']:.4f})")
+            else:
+                for t, t_prev in steps:
+                    x_next, x0_pred = ddim_step(tuned, scheduler, x, t, t_prev)
+                    done = _optimise(opt, loss, x0, x0_pred, history, it, done)
+                    x = x_next.detach()
+                    if on_step:
+                        on_step(done, total, history[-1])
+                    if progress:
+                        progress(done, total, f"Fine-tuning (loss {history[-1]['total']:.4f})")
+    return tuned.eval(), history
+
+
+def _optimise(opt, loss, x0, edited, history, iteration, done) -> int:
+    value, parts = loss(x0, edited)
+    if not torch.isfinite(value):
+        raise LabError(f"The fine-tuning loss became {float(value)}: lower the learning rate.")
+    opt.zero_grad(set_to_none=True)
+    value.backward()
+    opt.step()
+    history.append({"step": done + 1, "iteration": iteration, **parts})
+    return done + 1
+
+
+def precision_context(device: torch.device, precision: str):
+    """fp32 (nothing), or bf16 autocast (CPU and CUDA) for the batched editing path."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision != "bf16":
+        raise LabError(f"Unknown precision {precision!r}: use fp32 or bf16.")
+    return torch.autocast(device.type if device.type in ("cpu", "cuda") else "cpu", dtype=torch.bfloat16)
+
+
+@torch.inference_mode()
+def edit_batched(unet_orig, unet_tuned, scheduler, images: torch.Tensor, t0: int, n_inv_step: int,
+                 n_test_step: int, batch_size: int = 64, latents: torch.Tensor | None = None,
+                 progress: ProgressFn | None = None, precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
+    """Invert with the original model, generate with the fine-tuned one, ``batch_size`` images at a time
+    (optionally under bf16 autocast). Returns (edited images, latents)."""
+    device = next(unet_tuned.parameters()).device
+    with precision_context(device, precision):
+        return _edit_batched(unet_orig, unet_tuned, scheduler, images, t0, n_inv_step, n_test_step, batch_size,
+                             latents, progress, device)
+
+
+def _edit_batched(unet_orig, unet_tuned, scheduler, images, t0, n_inv_step, n_test_step, batch_size, latents,
+                  progress, device):
+    out, lats = [], []
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size].to(device)
+        z = latents[i:i + batch_size].to(device) if latents is not None else ddim_invert(
+            unet_orig, x, scheduler, n_inv_step, t0=t0)
+        out.append(generate(unet_tuned, scheduler, z, n_test_step, t0).float().clamp(-1, 1).cpu())
+        lats.append(z.float().cpu())
+        if progress is not None:
+            progress(min(i + batch_size, len(images)), len(images), "Editing")
+    return torch.cat(out), torch.cat(lats)

@@ -1,0 +1,129 @@
+"""The lab's CLIP: one loading path (open_clip), the registered architecture, prompts, vocabulary, zero-shot."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import open_clip
+import pytest
+import torch
+
+from conftest import ROOT, needs_mnist
+from lab.clip import ARCH, load_clip, resolve_clip, save_clip_folder, vocabulary
+from lab.clip.vocab import captions, check_prompt
+from lab.errors import LabError
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one thread is faster, and does not stall when the cores are busy."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> Path:
+    """An untrained lab-clip-tiny in open_clip's local-dir layout (with the lab's vocabulary)."""
+    torch.manual_seed(0)
+    model, _, _ = open_clip.create_model_and_transforms(ARCH)
+    folder = tmp_path_factory.mktemp("clip") / "tiny-clip"
+    save_clip_folder(folder, model, {"size": 32, "mean": [0.5] * 3, "std": [0.5] * 3}, vocabulary())
+    return folder
+
+
+def test_architecture_is_registered_with_open_clip():
+    assert ARCH in open_clip.list_models()
+
+
+def test_folder_and_name_plus_weights_load_the_same_model(tiny_clip):
+    a = load_clip(str(tiny_clip))
+    b = load_clip(ARCH, str(tiny_clip / "open_clip_model.safetensors"))
+    x = torch.rand(2, 1, 28, 28) * 2 - 1
+    assert torch.allclose(a.encode_images(x), b.encode_images(x), atol=1e-6)
+    t = ["a sketch of a digit", "a digit"]
+    assert torch.allclose(a.encode_text(t), b.encode_text(t), atol=1e-6)
+    assert a.vocabulary and b.vocabulary is None  # only folders carry a vocabulary
+    feats = a.encode_images(torch.rand(3, 3, 64, 64) * 2 - 1)  # any size and channel count
+    assert feats.shape == (3, 64) and torch.allclose(feats.norm(dim=1), torch.ones(3), atol=1e-5)
+
+
+def test_image_path_is_differentiable(tiny_clip):
+    clip = load_clip(str(tiny_clip))
+    x = (torch.rand(2, 1, 28, 28) * 2 - 1).requires_grad_(True)
+    clip.encode_images(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert not any(p.requires_grad for p in clip.model.parameters())  # CLIP stays frozen
+
+
+def test_clear_errors_for_unknown_or_offline_clips():
+    with pytest.raises(LabError, match="Unknown CLIP"):
+        resolve_clip("no-such-clip")
+    with pytest.raises(LabError, match="offline"):
+        resolve_clip("ViT-B-32", "openai")  # the tests run with HF_HUB_OFFLINE=1
+    with pytest.raises(LabError, match="offline"):
+        resolve_clip("ViT-B-32/openai")
+    with pytest.raises(LabError, match="no pretrained tag"):
+        resolve_clip("ViT-B-32", "no-such-tag")
+    with pytest.raises(LabError, match="No CLIP"):
+        resolve_clip("  ")
+
+
+def test_prompt_checks():
+    vocab = vocabulary()
+    assert check_prompt("  a pencil sketch of the digit 7 ", vocab) == "a pencil sketch of the digit 7"
+    with pytest.raises(LabError, match="empty"):
+        check_prompt("   ", vocab)
+    with pytest.raises(LabError, match="characters long"):
+        check_prompt("a digit " * 40, vocab)
+    with pytest.raises(LabError, match="never saw: watercolor"):
+        check_prompt("a watercolor digit", vocab)
+    assert check_prompt("a watercolor digit", None)  # a general CLIP reads anything
+
+
+def test_captions_name_content_and_style():
+    caps = captions("digit", 7, "sketch")
+    assert "a pencil sketch of a digit seven" in caps and "a sketch of a digit" in caps
+    assert "a photo of a woman's face" in captions("face", 1, "plain")
+    assert all(w in vocabulary() for w in ("sketch", "digit", "man", "woman", "blurry", "negative"))
+
+
+def test_contrastive_loss_decreases_on_a_tiny_corpus():
+    from lab.train.clip import CaptionContrastiveLoss
+
+    torch.manual_seed(0)
+    model, _, _ = open_clip.create_model_and_transforms(ARCH)
+    tok = open_clip.get_tokenizer(ARCH)
+    texts = ["a man", "pencil sketch", "blurry seven", "negative coat"]
+    loss_fn = CaptionContrastiveLoss(tok(texts), [[0], [1], [2], [3]])
+    # four random images, one caption each (no duplicate captions: the loss can reach 0; chance is ln 4)
+    x = (torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    y = torch.arange(4)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    losses = []
+    for step in range(60):
+        loss = loss_fn(model, x, y, torch.Generator().manual_seed(step))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[0] > 1.0 and sum(losses[-5:]) / 5 < 0.6 * losses[0]
+
+
+shipped = pytest.mark.skipif(not (ROOT / "checkpoints" / "clip-lab" / "open_clip_config.json").exists(),
+                             reason="checkpoints/clip-lab not trained yet")
+
+
+@shipped
+@needs_mnist
+def test_shipped_clip_reads_style_and_digits_far_above_chance():
+    from lab.clip.zeroshot import evaluate_zero_shot
+    from lab.train.clip import render
+
+    clip = load_clip(str(ROOT / "checkpoints" / "clip-lab"))
+    x, y, s = render("mnist", "test", 40, seed=3)
+    result = evaluate_zero_shot(clip, {"mnist": (x.float().div(127.5).sub(1.0), y, s)})
+    assert result["style_accuracy"] > 0.5      # chance 1/7
+    assert result["content_accuracy"] > 0.3    # chance 1/10
+    assert os.path.getsize(ROOT / "checkpoints" / "clip-lab" / "open_clip_model.safetensors") < 10e6
