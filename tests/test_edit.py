@@ -6,38 +6,20 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-import open_clip
 import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 from conftest import ROOT, needs_mnist
-from lab.clip import ARCH, load_clip, save_clip_folder, vocabulary
+from test_clip import _one_thread, tiny_clip  # noqa: F401 — shared fixtures
+from lab.clip import load_clip
 from lab.diffusion.samplers import ddim_invert, ddim_sample
 from lab.errors import LabError
 from lab.experiments.edit import EditConfig, check_image, edit_with_saved, run_edit, save_tuned
 from lab.models.store import load_diffusion
 from lab.train.diffusionclip import (DiffusionClipLoss, FinetuneSettings, directional_cosine, finetune, generate,
                                      generation_steps, invert_cached)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster, and does not stall when the cores are busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model, _, _ = open_clip.create_model_and_transforms(ARCH)
-    folder = tmp_path_factory.mktemp("clip") / "tiny-clip"
-    save_clip_folder(folder, model, {"size": 32, "mean": [0.5] * 3, "std": [0.5] * 3}, vocabulary())
-    return folder
 
 
 class StubClip(torch.nn.Module):

@@ -147,7 +147,7 @@ def ddim_invert(model, x0: torch.Tensor, scheduler, num_steps: int = 50, t0: int
 
 
 @torch.no_grad()
-def annealed_langevin(model, x: torch.Tensor, sigmas: torch.Tensor, steps_per_level: int = 20,
+def annealed_langevin(model, x: torch.Tensor, sigmas: torch.Tensor, steps_per_level: int = 100,
                       step_lr: float = 2e-5, denoise: bool = True, generator: torch.Generator | None = None,
                       snapshots: int = 10, progress: ProgressFn | None = None) -> Trajectory:
     """Annealed Langevin dynamics (Song & Ermon 2019, Alg. 1) for a score model s(x, σ).

@@ -31,7 +31,7 @@ class DenoiseConfig:
     sampler: str = "ddim"          # ddpm | ddim (DDPM models), langevin (score models)
     steps: int = 50                # DDPM/DDIM steps
     eta: float = 0.0               # DDIM η (0 = deterministic)
-    langevin_steps: int = 20       # Langevin steps per noise level
+    langevin_steps: int = 100      # Langevin steps per noise level (T = 100 as in Song & Ermon; 20 leaves visible noise)
     langevin_eps: float = 2e-5     # ε in α_i = ε σ_i² / σ_L²
     langevin_denoise: bool = True  # the final Tweedie step
     num_images: int = 10

@@ -1,6 +1,7 @@
 """Glue between Gradio and the engine: errors, progress with cancellation, shared widgets."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -58,26 +59,44 @@ def on_space_gpu(fn):
     return spaces.GPU(fn)
 
 
+@contextlib.contextmanager
+def user_errors(name: str):
+    """Engine errors become messages: LabError → its text; anything else → a short notice, no traceback."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except Cancelled as err:
+        raise gr.Error(str(err), title="Stopped") from None
+    except LabError as err:
+        raise gr.Error(str(err), title="Cannot run this") from None
+    except torch.OutOfMemoryError:
+        raise gr.Error("Out of memory: use fewer images, a smaller batch or fewer steps.", title="Out of memory") from None
+    except Exception as err:  # noqa: BLE001 — the user must never see a traceback
+        log.exception("unexpected error in %s", name)
+        raise gr.Error(f"Unexpected error ({type(err).__name__}). Nothing finished was lost; the server log "
+                       "has the details.", title="Error") from None
+
+
 def guarded(fn):
-    """Turn engine errors into messages: LabError → its text; anything else → a short notice, no traceback."""
+    """An event handler whose errors reach the user as messages (see ``user_errors``)."""
     run = on_space_gpu(fn)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
+        with user_errors(fn.__name__):
             return run(*args, **kwargs)
-        except gr.Error:
-            raise
-        except Cancelled as err:
-            raise gr.Error(str(err), title="Stopped") from None
-        except LabError as err:
-            raise gr.Error(str(err), title="Cannot run this") from None
-        except torch.OutOfMemoryError:
-            raise gr.Error("Out of memory: use fewer images, a smaller batch or fewer steps.", title="Out of memory") from None
-        except Exception as err:  # noqa: BLE001 — the user must never see a traceback
-            log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(f"Unexpected error ({type(err).__name__}). Nothing finished was lost; the server log "
-                           "has the details.", title="Error") from None
+    return wrapper
+
+
+def guarded_stream(fn):
+    """``guarded`` for generator handlers (results streamed as they come)."""
+    run = on_space_gpu(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with user_errors(fn.__name__):
+            yield from run(*args, **kwargs)
     return wrapper
 
 

@@ -1,8 +1,6 @@
 """The DiffusionCLIP editing tab: invert, fine-tune a UNet copy with a directional CLIP loss, edit by text."""
 from __future__ import annotations
 
-import functools
-import logging
 import queue
 import threading
 import time
@@ -13,38 +11,16 @@ import torch
 from lab.clip import clip_choices, load_clip
 from lab.clip.vocab import check_prompt, words
 from lab.data import DATASETS
-from lab.errors import Cancelled, LabError
+from lab.errors import LabError
 from lab.experiments.edit import EditConfig, check_image, edit_command, run_edit
 from lab.models.store import list_models, load_diffusion
 from lab.runs import recorded
-from lab.ui.common import float_in, int_in, model_dropdown, start_job, wire_stop
+from lab.ui.common import float_in, guarded_stream, int_in, model_dropdown, start_job, wire_stop
 from lab.viz.export import save_figure
 from lab.viz.plots import line_figure
 
 TAB = "edit"
-log = logging.getLogger("lab.ui")
 MAX_UPLOADS = 64
-
-
-def guarded_stream(fn):
-    """``lab.ui.common.guarded`` for generator handlers: engine errors become gr.Error messages."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            yield from fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except Cancelled as err:
-            raise gr.Error(str(err), title="Stopped") from None
-        except LabError as err:
-            raise gr.Error(str(err), title="Cannot run this") from None
-        except torch.OutOfMemoryError:
-            raise gr.Error("Out of memory: use fewer images, a smaller batch or fewer steps.", title="Out of memory") from None
-        except Exception as err:  # noqa: BLE001 — the user must never see a traceback
-            log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(f"Unexpected error ({type(err).__name__}). Nothing finished was lost; the server log "
-                           "has the details.", title="Error") from None
-    return wrapper
 
 
 def _split_clip(clip: str, pretrained: str) -> tuple[str, str | None]:
