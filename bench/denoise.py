@@ -72,7 +72,7 @@ def main() -> None:
         "grid_runs_seconds": [round(t, 3) for t in grid_all],
         "sampling_seconds": {"ddpm": round(ddpm.sampling_seconds, 1), "score": round(score.sampling_seconds, 1)},
         "samplers": {"ddpm": "DDIM 50 steps, eta 0",
-                     "score": "annealed Langevin, 100 steps per level, eps 2e-5, final denoising step"},
+                     "score": f"annealed Langevin, {DenoiseConfig.langevin_steps} steps per level, eps 2e-5, final denoising step"},
         "targets": {"grid_seconds": f"< {GRID_TARGET_S}", "confident_fraction_ddpm": f">= {CONFIDENT_TARGET}",
                     "class_entropy_ddpm": f">= {ENTROPY_TARGET:.4f} (0.98 log 10)"},
         "targets_met": {"grid_seconds": grid_s < GRID_TARGET_S,

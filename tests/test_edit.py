@@ -14,12 +14,12 @@ from PIL import Image
 from conftest import ROOT, needs_mnist
 from test_clip import _one_thread, tiny_clip  # noqa: F401 — shared fixtures
 from lab.clip import load_clip
-from lab.diffusion.samplers import ddim_invert, ddim_sample
+from lab.diffusion.samplers import ddim_invert, ddim_sample, ddim_timesteps
 from lab.errors import LabError
 from lab.experiments.edit import EditConfig, check_image, edit_with_saved, run_edit, save_tuned
 from lab.models.store import load_diffusion
 from lab.train.diffusionclip import (DiffusionClipLoss, FinetuneSettings, directional_cosine, finetune, generate,
-                                     generation_steps, invert_cached)
+                                     invert_cached)
 
 
 class StubClip(torch.nn.Module):
@@ -120,7 +120,7 @@ def test_one_finetuning_step_raises_the_direction_cosine(tiny_ddpm, tiny_clip):
                                    loss.text_direction).mean().item()
         assert after > before + 0.01, variant
         # eff: one optimiser step per generative step
-        assert len(history) == (1 if variant == "full" else len(generation_steps(model.scheduler, 3, 300)))
+        assert len(history) == (1 if variant == "full" else len(ddim_timesteps(model.scheduler, 3, 300)))
     # the original UNet is untouched
     assert all(not p.requires_grad or p.grad is None for p in model.unet.parameters())
 

@@ -12,7 +12,7 @@ def _sampler_args(p) -> None:
                    help="default: ddim for DDPM models, langevin for score models")
     p.add_argument("--steps", type=int, default=50, help="DDPM/DDIM steps")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM η")
-    p.add_argument("--langevin-steps", type=int, default=100, help="Langevin steps per noise level")
+    p.add_argument("--langevin-steps", type=int, default=DenoiseConfig.langevin_steps, help="Langevin steps per noise level")
     p.add_argument("--langevin-eps", type=float, default=2e-5, help="Langevin ε")
     p.add_argument("--no-denoise", action="store_true", help="skip Langevin's final denoising step")
     p.add_argument("--n", type=int, default=10, help="number of images (grid rows)")

@@ -107,7 +107,9 @@ def ddim_timesteps(scheduler, num_steps: int, t0: int | None = None) -> torch.Te
     return _ddim_grid(scheduler, num_steps, t0)[1]
 
 
-def _ddim_at(scheduler, num_steps: int, t0: int | None, inverse: bool, clip: bool | None = None):
+def ddim_chain(scheduler, num_steps: int, t0: int | None = None, inverse: bool = False, clip: bool | None = None):
+    """(DDIM scheduler set up for the chain, the timesteps it visits in order): what ``ddim_sample`` and
+    ``ddim_invert`` run, for callers that step it themselves (e.g. with gradients)."""
     n, timesteps = _ddim_grid(scheduler, num_steps, t0)
     ddim = ddim_inverse_from(scheduler) if inverse else ddim_from(scheduler, clip)
     ddim.set_timesteps(n)
@@ -125,9 +127,9 @@ def ddim_sample(model, x: torch.Tensor, scheduler, num_steps: int = 50, eta: flo
     """
     if not 0.0 <= eta <= 1.0:
         raise LabError(f"η must be between 0 (deterministic DDIM) and 1 (DDPM-like), not {eta}.")
-    if clip is None:
-        clip = bool(scheduler.config.get("clip_sample", False)) and t0 is None
-    ddim, timesteps = _ddim_at(scheduler, num_steps, t0, inverse=False, clip=clip)
+    if clip is None and t0 is not None:
+        clip = False
+    ddim, timesteps = ddim_chain(scheduler, num_steps, t0, clip=clip)
     kwargs = {"eta": eta, "generator": generator} if eta > 0 else {"eta": 0.0}
     return _run_scheduler(model, x, ddim, timesteps, kwargs, snapshots, progress, "DDIM sampling")
 
@@ -135,7 +137,7 @@ def ddim_sample(model, x: torch.Tensor, scheduler, num_steps: int = 50, eta: flo
 def ddim_invert(model, x0: torch.Tensor, scheduler, num_steps: int = 50, t0: int | None = None,
                 progress: ProgressFn | None = None) -> torch.Tensor:
     """Deterministic DDIM inversion x_0 → x_{t0} (η = 0). ``ddim_sample(..., t0=t0)`` maps it back."""
-    ddim, timesteps = _ddim_at(scheduler, num_steps, t0, inverse=True)
+    ddim, timesteps = ddim_chain(scheduler, num_steps, t0, inverse=True)
     x = x0
     with torch.no_grad():
         for i, t in enumerate(timesteps):

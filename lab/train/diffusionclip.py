@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from lab.config import get_settings
-from lab.diffusion.samplers import _ddim_grid, ddim_invert, predict
+from lab.diffusion.samplers import ddim_chain, ddim_invert, predict
 from lab.errors import LabError
 from lab.progress import ProgressFn
 
@@ -107,37 +107,23 @@ class DiffusionClipLoss(torch.nn.Module):
 
 # --- deterministic DDIM with gradients --------------------------------------------------------
 
-def generation_steps(scheduler, num_steps: int, t0: int) -> list[tuple[int, int]]:
-    """(t, t_prev) pairs of the DDIM chain x_{t0} → x_0, the same grid as ``ddim_sample(t0=)``."""
-    n, timesteps = _ddim_grid(scheduler, num_steps, t0)
-    ratio = scheduler.config.num_train_timesteps // n
-    return [(int(t), int(t) - ratio) for t in timesteps]
-
-
-def ddim_step(unet, scheduler, x: torch.Tensor, t: int, t_prev: int,
-              clip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """One η = 0 DDIM step x_t → x_{t_prev}, differentiable; returns (x_{t_prev}, predicted x_0).
-    x̂_0 is not clipped by default, as ``ddim_sample(t0=...)`` does when continuing from an inverted latent."""
-    ac = scheduler.alphas_cumprod.to(x.device)
-    a_t = ac[t]
-    a_prev = ac[t_prev] if t_prev >= 0 else torch.ones((), device=x.device)
-    eps = predict(unet, x, torch.full((x.shape[0],), t, device=x.device))
-    x0 = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
-    if clip:
-        x0 = x0.clamp(-1, 1)
-    return a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps, x0
+def ddim_step(unet, ddim, x: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
+    """One η = 0 step of a ``ddim_chain`` scheduler, differentiable; returns (x_{t_prev}, predicted x_0)."""
+    out = ddim.step(predict(unet, x, t), t, x)
+    return out.prev_sample, out.pred_original_sample
 
 
 def generate(unet, scheduler, latents: torch.Tensor, num_steps: int, t0: int, grad: bool = False,
              progress: ProgressFn | None = None) -> torch.Tensor:
-    """x_{t0} → x_0 by deterministic DDIM; with ``grad`` the graph through every step is kept."""
-    steps = generation_steps(scheduler, num_steps, t0)
+    """x_{t0} → x_0 by deterministic DDIM (as ``ddim_sample(t0=)``); with ``grad`` the graph through every
+    step is kept."""
+    ddim, timesteps = ddim_chain(scheduler, num_steps, t0, clip=False)
     x = latents
     with torch.set_grad_enabled(grad):
-        for i, (t, t_prev) in enumerate(steps):
-            x, _ = ddim_step(unet, scheduler, x, t, t_prev)
+        for i, t in enumerate(timesteps):
+            x, _ = ddim_step(unet, ddim, x, t)
             if progress is not None:
-                progress(i + 1, len(steps), "DDIM generation")
+                progress(i + 1, len(timesteps), "DDIM generation")
     return x
 
 
@@ -214,7 +200,7 @@ def finetune(unet, scheduler, images: torch.Tensor, latents: torch.Tensor, loss:
     for p in tuned.parameters():
         p.requires_grad_(True)
     opt = torch.optim.Adam(tuned.parameters(), lr=settings.lr)
-    steps = generation_steps(scheduler, settings.n_train_step, settings.t0)
+    ddim, steps = ddim_chain(scheduler, settings.n_train_step, settings.t0, clip=False)
     g = torch.Generator().manual_seed(settings.seed)
     n = len(images)
     per_iter = -(-n // settings.batch_size) * (len(steps) if settings.variant == "eff" else 1)
@@ -232,8 +218,8 @@ def finetune(unet, scheduler, images: torch.Tensor, latents: torch.Tensor, loss:
                 if progress:
                     progress(done, total, f"Fine-tuning (loss {history[-1]['total']:.4f})")
             else:
-                for t, t_prev in steps:
-                    x_next, x0_pred = ddim_step(tuned, scheduler, x, t, t_prev)
+                for t in steps:
+                    x_next, x0_pred = ddim_step(tuned, ddim, x, t)
                     done = _optimise(opt, loss, x0, x0_pred, history, it, done)
                     x = x_next.detach()
                     if on_step:

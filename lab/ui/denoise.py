@@ -107,7 +107,7 @@ def build() -> None:
             steps = gr.Slider(1, 1000, value=50, step=1, label="Steps (DDPM / DDIM)")
             eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="DDIM η (0 = deterministic)")
             with gr.Accordion("Annealed Langevin (score models)", open=False):
-                lsteps = gr.Slider(1, 200, value=100, step=1, label="Steps per noise level")
+                lsteps = gr.Slider(1, 200, value=DenoiseConfig.langevin_steps, step=1, label="Steps per noise level")
                 leps = gr.Number(value=2e-5, label="Step size ε (α_i = ε σ_i² / σ_L²)")
                 ldenoise = gr.Checkbox(value=True, label="Final denoising step")
             n = gr.Slider(1, 16, value=10, step=1, label="Number of images (rows)")
