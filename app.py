@@ -5,7 +5,7 @@ import os
 
 import gradio as gr
 
-from lab.ui import common, conditional, dann, denoise, discovery, edit
+from lab.ui import common, conditional, dann, denoise, discovery, edit, ssda
 
 TITLE = "Diffusion Domain Lab"
 
@@ -25,6 +25,8 @@ def build_app() -> gr.Blocks:
                 discovery.build()
             with gr.Tab("DiffusionCLIP editing", id="edit"):
                 edit.build()
+            with gr.Tab("Batch adaptation + CNN evaluation", id="ssda"):
+                ssda.build()
     return demo
 
 

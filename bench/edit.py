@@ -89,6 +89,7 @@ def main() -> None:
     p.add_argument("--lambda-clip", type=float, default=1.0)
     p.add_argument("--lambda-l1", type=float, default=0.1)
     p.add_argument("--lambda-id", type=float, default=0.5)
+    p.add_argument("--lambda-struct", type=float, default=0.0, help="structure loss (the editors' recipe: 1)")
     p.add_argument("--iterations", type=int, default=None, help="default 8, quick 6")
     p.add_argument("--clip-views", type=int, default=0)
     p.add_argument("--lr", type=float, default=2e-4)
@@ -125,7 +126,7 @@ def main() -> None:
     config = EditConfig(model=args.model, clip=args.clip, source=args.source, target=args.target, data="mnist",
                         n_train=n_train, t0=args.t0, n_inv_step=args.n_inv_step, n_train_step=args.n_train_step,
                         n_test_step=args.n_test_step, lambda_clip=args.lambda_clip, lambda_l1=args.lambda_l1,
-                        lambda_id=args.lambda_id, clip_views=args.clip_views,
+                        lambda_id=args.lambda_id, lambda_struct=args.lambda_struct, clip_views=args.clip_views,
                         iterations=args.iterations or (6 if quick else 8), lr=args.lr,
                         variant=args.variant, edit_n=0, edit_batch_size=args.edit_batch_size, seed=args.seed,
                         device=args.device, save_as=args.save_as)
@@ -182,7 +183,8 @@ def main() -> None:
     out = {
         "bench": "edit", "quick": quick, "model": args.model, "clip": args.clip, "source": config.source,
         "target": config.target, "t0": args.t0, "n_inv_step": args.n_inv_step, "n_train_step": args.n_train_step,
-        "n_test_step": args.n_test_step, "lambdas": [args.lambda_clip, args.lambda_l1, args.lambda_id],
+        "n_test_step": args.n_test_step,
+        "lambdas": [args.lambda_clip, args.lambda_l1, args.lambda_id, args.lambda_struct],
         "clip_views": args.clip_views,
         "iterations": config.iterations, "lr": args.lr, "variant": args.variant, "n_train": n_train,
         "n_edited": len(x),

@@ -43,6 +43,20 @@ def data_args(p: argparse.ArgumentParser, default: str = "mnist") -> None:
     p.add_argument("--path", default=None, help="folder of images for --data folder")
 
 
+def config_values(path: Path | None, overrides: dict) -> dict:
+    """A saved config.json (from a run folder or a tab's export, if ``path``), updated by the options given."""
+    values = {}
+    if path is not None:
+        try:
+            values = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise LabError(f"Cannot read the config {path}: {err}.") from None
+        if not isinstance(values, dict):
+            raise LabError(f"{path} is not a configuration (a JSON object of settings).")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return values
+
+
 TRAINERS: dict = {}  # kind -> (run(args, progress, config) -> dict, add_arguments or None)
 
 

@@ -43,6 +43,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def serve_tab(build, request):
+    """Serve one tab (``build()`` inside a Blocks) on a free port for the requesting fixture's scope; returns a
+    gradio_client.Client. For module-scoped clients; ``launch_tab`` serves a whole Blocks per test."""
+    import gradio as gr
+    from gradio_client import Client
+
+    with gr.Blocks() as demo:
+        build()
+    demo.queue()
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True)
+    request.addfinalizer(demo.close)
+    return Client(url, verbose=False)
+
+
 @pytest.fixture
 def launch_tab():
     """Launch a Blocks app on a free port and return a gradio_client.Client for it; closes afterwards."""

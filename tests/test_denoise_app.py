@@ -2,7 +2,6 @@
 and the CLI commands that call the same engine."""
 import json
 
-import gradio as gr
 import pytest
 from PIL import Image
 
@@ -14,17 +13,10 @@ GRID = dict(sampler="ddim", steps=8, eta=0.0, lsteps=2, leps=2e-5, ldenoise=True
 
 @pytest.fixture(scope="module")
 def client(request):
-    from gradio_client import Client
-
-    from conftest import free_port
+    from conftest import serve_tab
     from lab.ui import denoise
 
-    with gr.Blocks() as demo:
-        denoise.build()
-    demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True)
-    request.addfinalizer(demo.close)
-    return Client(url, verbose=False)
+    return serve_tab(denoise.build, request)
 
 
 def test_grid_request_returns_rows_by_snapshots(client, tiny_ddpm):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import gradio as gr
 import numpy as np
 import pytest
 import torch
@@ -19,7 +18,7 @@ from lab.errors import LabError
 from lab.experiments.edit import EditConfig, check_image, edit_with_saved, run_edit, save_tuned
 from lab.models.store import load_diffusion
 from lab.train.diffusionclip import (DiffusionClipLoss, FinetuneSettings, directional_cosine, finetune, generate,
-                                     invert_cached)
+                                     invert_cached, structure_map)
 
 
 class StubClip(torch.nn.Module):
@@ -57,6 +56,24 @@ def test_directional_loss_matches_a_hand_computation():
     assert parts["cos"] == pytest.approx(np.mean(cos), rel=1e-5)
     # moving the image exactly along the text direction in embedding space gives cos = 1
     assert directional_cosine(clip, x0, x0, torch.tensor(dt, dtype=torch.float32)).abs().max() < 1e-6
+
+
+def test_structure_loss_ignores_polarity_and_brightness_but_not_shape():
+    x = -torch.ones(2, 1, 28, 28)
+    x[:, :, 8:20, 12:16] = 1.0                      # a bright bar on a dark background
+    assert torch.allclose(structure_map(x), structure_map(-x), atol=1e-5)        # the same bar, inverted
+    assert torch.allclose(structure_map(x), structure_map(x + 0.5), atol=1e-5)   # brighter everywhere
+    moved = torch.roll(x, shifts=6, dims=3)
+    class CornerClip(StubClip):  # reads the first four pixels only
+        def encode_images(self, x):
+            return super().encode_images(x.flatten(1)[:, :4])
+
+    loss = DiffusionClipLoss(CornerClip(), "src", "tgt", lambda_clip=1.0, lambda_struct=3.0)
+    _, same = loss(x, -x)
+    _, shifted = loss(x, moved)
+    assert same["struct"] < 1e-5 < 0.01 < shifted["struct"]
+    total, parts = loss(x, moved)
+    assert total.item() == pytest.approx(parts["clip"] + 3.0 * parts["struct"], rel=1e-5)
 
 
 def test_same_source_and_target_is_refused():
@@ -208,18 +225,11 @@ RUN = dict(files=None, fit=False, pretrained="", source="a digit", target="a ske
 
 
 @pytest.fixture(scope="module")
-def client(tiny_clip, tmp_path_factory):
-    from gradio_client import Client
-
-    from conftest import free_port
+def client(tiny_clip, request):
+    from conftest import serve_tab
     from lab.ui import edit
 
-    with gr.Blocks() as demo:
-        edit.build()
-    demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True)
-    yield Client(url, verbose=False)
-    demo.close()
+    return serve_tab(edit.build, request)
 
 
 @needs_mnist
@@ -274,3 +284,22 @@ def test_cli_edit_and_train_clip_kinds(tiny_ddpm, tiny_clip, tmp_path, monkeypat
     assert main(["edit", "--model", str(tiny_ddpm), "--clip", str(tiny_clip), "--target", "a watercolor digit",
                  "--threads", "1"]) == 2
     assert "never saw: watercolor" in capsys.readouterr().err
+
+
+@needs_mnist
+def test_tab_and_cli_edit_with_a_saved_model(client, tiny_ddpm, tiny_clip, tmp_path, monkeypatch, capsys):
+    import json
+
+    from lab.cli import main
+
+    monkeypatch.setenv("LAB_CHECKPOINT_DIR", str(tmp_path / "ckpt"))
+    monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
+    tuned = run_edit(_config(tiny_ddpm, tiny_clip, save_as="tuned"))
+    grid, info = client.predict("tuned", None, False, "mnist", "test", 3, api_name="/edit_saved")
+    assert Image.open(grid).width > 2 * 28 and "Edited 3 image(s)" in info and "tuned" in info
+    for name, message in [("", "Choose a saved"), (str(tiny_ddpm), "not a DiffusionCLIP"), ("nope", "No model folder")]:
+        with pytest.raises(Exception, match=message):
+            client.predict(name, None, False, "mnist", "test", 3, api_name="/edit_saved")
+    assert main(["edit", "--with-saved", "tuned", "--edit-n", "2", "--threads", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["edited"] == 2
+    assert tuned.saved_to.endswith("tuned")

@@ -6,13 +6,12 @@
 """
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from lab.cli import command
+from lab.cli import command, config_values
 from lab.errors import LabError
 
 
@@ -68,12 +67,6 @@ def _args(p) -> None:
 def config_from(args):
     from lab.experiments.dann import DANNConfig
 
-    values = {}
-    if args.config is not None:
-        try:
-            values = json.loads(Path(args.config).read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise LabError(f"Cannot read the config {args.config}: {err}.") from None
     overrides = {"task": args.task, "backbone": args.backbone, "weights": args.weights, "size": args.size,
                  "officehome_path": args.officehome, "officehome_source": args.officehome_source,
                  "officehome_target": args.officehome_target, "source_limit": args.source_limit,
@@ -82,7 +75,7 @@ def config_from(args):
                  "optimizer": args.optimizer, "lr": args.lr, "lr_schedule": args.lr_schedule,
                  "weight_decay": args.weight_decay, "lambda_schedule": args.lambda_schedule,
                  "lambda_max": args.lambda_max, "augment_scale": args.augment_scale, "device": args.device}
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    values = config_values(args.config, overrides)
     if args.placements:
         values["placements"] = [p.strip() for p in args.placements.split(",") if p.strip()]
     if args.seeds:

@@ -24,6 +24,8 @@ def _clip_train_args(p: argparse.ArgumentParser) -> None:
     if "--clip-limits" not in p._option_string_actions:  # noqa: SLF001 — all kinds share one parser
         p.add_argument("--clip-limits", default="mnist=2000,usps=1000,fashion=1000,utkface=1500",
                        help="clip: images per dataset (each rendered in all 7 styles), NAME=N pairs")
+        p.add_argument("--clip-distractors", type=float, default=0.5,
+                       help="clip: fraction of training images overlaid with a random grating/noise texture")
         p.add_argument("--clip-eval-limit", type=int, default=300,
                        help="clip: held-out test images per dataset and style for the zero-shot accuracy")
 
@@ -46,7 +48,8 @@ def _train_clip(args, progress, config) -> dict:
     from lab.train.clip import train_clip
 
     out = train_clip(Path(args.out), config, limits=_limits(args.clip_limits), eval_limit=args.clip_eval_limit,
-                     resume=not args.no_resume, command=_command_line(), progress=progress)
+                     resume=not args.no_resume, command=_command_line(), progress=progress,
+                     distractors=args.clip_distractors)
     return {"saved": str(out)}
 
 
@@ -69,6 +72,8 @@ def _edit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lambda-clip", type=float, default=1.0)
     p.add_argument("--lambda-l1", type=float, default=0.1)
     p.add_argument("--lambda-id", type=float, default=0.5)
+    p.add_argument("--lambda-struct", type=float, default=0.0,
+                   help="structure loss: L1 between edge maps; keeps shapes, lets brightness/polarity change")
     p.add_argument("--identity", default="auto", choices=["auto", "digit-classifier", "none", "face-api"])
     p.add_argument("--clip-views", type=int, default=0,
                    help="average the CLIP direction over this many shifted, noisy views (0: the reference loss)")
@@ -84,6 +89,9 @@ def _edit_args(p: argparse.ArgumentParser) -> None:
                    help="edit (and fine-tune on) this image file instead of dataset images; repeatable")
     p.add_argument("--fit", action="store_true", help="--image: centre-crop/resize/convert to the model's format")
     p.add_argument("--save-as", default=None, help="save the fine-tuned model as LAB_CHECKPOINT_DIR/<name>")
+    p.add_argument("--with-saved", default=None, metavar="MODEL",
+                   help="no fine-tuning: edit --image files (or --edit-n images of --data/--edit-split) with this "
+                        "saved fine-tuned model")
     common_args(p)
 
 
@@ -101,16 +109,26 @@ def _edit(args, progress) -> dict:
                         target=args.target, data=args.data, split=args.split, style=args.style, n_train=args.n_train,
                         t0=args.t0, n_inv_step=args.n_inv_step, n_train_step=args.n_train_step,
                         n_test_step=args.n_test_step, lambda_clip=args.lambda_clip, lambda_l1=args.lambda_l1,
-                        lambda_id=args.lambda_id, identity=args.identity, clip_views=args.clip_views,
-                        iterations=args.iterations, lr=args.lr,
-                        batch_size=args.batch_size, variant=args.variant, edit_split=args.edit_split,
+                        lambda_id=args.lambda_id, lambda_struct=args.lambda_struct, identity=args.identity,
+                        clip_views=args.clip_views, iterations=args.iterations, lr=args.lr, batch_size=args.batch_size, variant=args.variant, edit_split=args.edit_split,
                         edit_n=args.edit_n, edit_batch_size=args.edit_batch_size, save_as=args.save_as,
                         seed=args.seed, device=args.device or "auto")
     config.validate()
     uploads = None
     if args.image:
-        model = load_diffusion(args.model)
+        model = load_diffusion(args.with_saved or args.model)
         uploads = torch.stack([check_image(open_image(f), model.size, model.channels, args.fit) for f in args.image])
+    if args.with_saved:
+        from lab.experiments.edit import edit_saved
+
+        with recorded("edit-saved", {"model": args.with_saved, "data": args.data, "split": args.edit_split,
+                                     "n": args.edit_n, "images": args.image}, command=_command_line()) as run:
+            out = edit_saved(args.with_saved, args.data, args.edit_split, args.edit_n, uploads, args.seed,
+                             args.edit_batch_size, args.device, progress)
+            out["grid"].save(run.add("edit_grid.png"))
+            torch.save({"originals": out["originals"], "edited": out["edited"]}, run.add("images.pt"))
+        return {"run": str(run.dir), "grid": str(run.path("edit_grid.png")), "edited": len(out["edited"]),
+                "seconds": round(out["seconds"], 2)}
     with recorded("edit", config.__dict__, command=_command_line()) as run:
         result = run_edit(config, uploads=uploads, progress=progress)
         result.save(run)

@@ -29,16 +29,21 @@ def _scale(x: torch.Tensor) -> float:
     return x.shape[-1] / 28.0
 
 
+def sobel_magnitude(x: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
+    """Gradient magnitude (Sobel, replicate padding) of float images [N, C, H, W], channels averaged: [N, 1, H, W]."""
+    grey = x.mean(1, keepdim=True)
+    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=x.device, dtype=x.dtype) / 4
+    padded = F.pad(grey, (1, 1, 1, 1), mode="replicate")
+    gx, gy = F.conv2d(padded, sobel.view(1, 1, 3, 3)), F.conv2d(padded, sobel.t().reshape(1, 1, 3, 3))
+    return (gx ** 2 + gy ** 2 + eps).sqrt()
+
+
 def sketch(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """Pencil outlines on white paper: gradient magnitude of the smoothed image, inverted, with grain."""
     grey = _grey(x)
     sigma = 0.6 * _scale(x) ** 0.5
     k = 2 * round(2 * sigma) + 1
-    smooth = TF.gaussian_blur(grey, [k, k], [sigma, sigma])
-    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 4
-    gx = F.conv2d(F.pad(smooth, (1, 1, 1, 1), mode="replicate"), sobel.view(1, 1, 3, 3))
-    gy = F.conv2d(F.pad(smooth, (1, 1, 1, 1), mode="replicate"), sobel.t().reshape(1, 1, 3, 3))
-    mag = (gx ** 2 + gy ** 2).sqrt()
+    mag = sobel_magnitude(TF.gaussian_blur(grey, [k, k], [sigma, sigma]))
     top = mag.flatten(1).quantile(0.99, dim=1).clamp_min(1e-3).view(-1, 1, 1, 1)
     lines = (mag / top).clamp(0, 1) ** 0.8
     g = torch.Generator().manual_seed(seed)

@@ -39,7 +39,9 @@ SCALE_NAME = {"auxclf": "s", "classifier-guidance": "s", "cfg": "w"}   # methods
 DEFAULT_MODELS = {"label-embed": "cfg-mnist", "condnorm": "condnorm-mnist", "auxclf": "auxclf-mnist",
                   "classifier-guidance": "ddpm-mnist", "cfg": "cfg-mnist"}
 DEFAULT_CLASSIFIER = "noisy-classifier-mnist"
-DEFAULT_SCALES = {"auxclf": 5.0, "classifier-guidance": 5.0, "cfg": 3.0}
+# the best scales of the shipped MNIST models in bench/conditional.py's sweeps (docs/RESULTS.md): larger ones
+# degrade their samples
+DEFAULT_SCALES = {"auxclf": 1.0, "classifier-guidance": 1.0, "cfg": 1.0}
 MAX_SAMPLES = 20_000
 MAX_SCALE = 100.0
 

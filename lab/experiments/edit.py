@@ -49,6 +49,7 @@ class EditConfig:
     lambda_clip: float = 1.0
     lambda_l1: float = 0.1
     lambda_id: float = 0.5
+    lambda_struct: float = 0.0   # structure loss: keeps shapes, lets brightness/polarity change (photo → sketch)
     identity: str = "auto"
     clip_views: int = 0          # >0: average the CLIP direction over this many shifted, noisy views
     iterations: int = 4
@@ -74,7 +75,7 @@ class EditConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or not low <= value <= high:
                 raise LabError(f"{name} must be a whole number between {low} and {high}, not {value!r}.")
-        for name in ("lambda_clip", "lambda_l1", "lambda_id"):
+        for name in ("lambda_clip", "lambda_l1", "lambda_id", "lambda_struct"):
             if not 0 <= getattr(self, name) <= 100:
                 raise LabError(f"{name} must be between 0 and 100, not {getattr(self, name)}.")
         if self.lambda_clip <= 0:
@@ -204,7 +205,8 @@ def run_edit(config: EditConfig, uploads: torch.Tensor | None = None, progress: 
     config.target = clip.check_prompt(config.target, "target text")
     identity = _identity(config, model, device, notes)
     loss = DiffusionClipLoss(clip, config.source, config.target, config.lambda_clip, config.lambda_l1,
-                             config.lambda_id, identity, views=config.clip_views).to(device)
+                             config.lambda_id, identity, views=config.clip_views,
+                             lambda_struct=config.lambda_struct).to(device)
     started = time.perf_counter()
     train = _training_images(config, model, uploads).to(device)
     latents, hit = invert_cached(model.unet, model.scheduler, train, config.t0, config.n_inv_step,
@@ -254,11 +256,17 @@ def save_tuned(result: EditResult, folder, base: DiffusionModel):
         "command": edit_command(c), "diffusionclip": asdict(c), "base_model": c.model,
         "metrics": {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))},
         "losses": [(h["step"], h["total"]) for h in result.history],
+        "train_config": {"batch_size": c.batch_size, "lr": c.lr, "seed": c.seed, "ema_decay": None},
         "steps": len(result.history), "wall_seconds": result.metrics.get("finetune_seconds", 0),
         "device": str(base.device), "threads": torch.get_num_threads(),
         "parameters": sum(p.numel() for p in result.tuned.unet.parameters()),
         "final_loss": result.history[-1]["total"] if result.history else float("nan")})
     return folder
+
+
+def saved_edit_models() -> list[str]:
+    """DiffusionCLIP fine-tuned models in the checkpoint directory (saved by ``run_edit(save_as=...)``)."""
+    return [name for name in list_models() if "diffusionclip" in read_info(get_settings().checkpoint_dir / name)]
 
 
 def edit_with_saved(folder: str, images: torch.Tensor, device=None, batch_size: int = 64,
@@ -274,11 +282,33 @@ def edit_with_saved(folder: str, images: torch.Tensor, device=None, batch_size: 
     return edited
 
 
+def edit_saved(name: str, data: str = "mnist", split: str = "test", n: int = 16, uploads: torch.Tensor | None = None,
+               seed: int = 0, batch_size: int = 64, device=None, progress: ProgressFn | None = None) -> dict:
+    """Edit ``uploads`` (or ``n`` images of a dataset split) with a saved fine-tuned model, no fine-tuning:
+    {"originals", "edited", "grid", "model", "seconds"}."""
+    tuned = load_diffusion(name, device)
+    if "diffusionclip" not in tuned.info:
+        raise LabError(f"{name} is not a DiffusionCLIP fine-tuned model: choose one saved with 'Save the "
+                       f"fine-tuned model as' (saved here: {', '.join(saved_edit_models()) or 'none yet'}).")
+    if uploads is None:
+        if not 1 <= n <= 10000:
+            raise LabError(f"Edit between 1 and 10000 dataset images, not {n}.")
+        uploads = load_dataset(data, split, size=tuned.size, channels=tuned.channels, limit=n, seed=seed).to_float()
+    started = time.perf_counter()
+    edited = edit_with_saved(name, uploads, tuned.device, batch_size, progress)
+    shown = min(len(uploads), 16)
+    grid = label_columns(trajectory_grid([uploads[:shown], edited[:shown]], scale=2), ["original", "edited"],
+                         cell=tuned.size * 2)
+    return {"originals": uploads, "edited": edited, "grid": grid, "model": tuned,
+            "seconds": time.perf_counter() - started}
+
+
 def edit_command(c: EditConfig) -> str:
     parts = [f"python -m lab edit --model {c.model} --clip {c.clip}", f"--source {c.source!r} --target {c.target!r}",
              f"--data {c.data} --n-train {c.n_train} --t0 {c.t0} --n-inv-step {c.n_inv_step}",
              f"--n-train-step {c.n_train_step} --n-test-step {c.n_test_step} --lambda-clip {c.lambda_clip}",
-             f"--lambda-l1 {c.lambda_l1} --lambda-id {c.lambda_id} --clip-views {c.clip_views} --iterations {c.iterations}",
+             f"--lambda-l1 {c.lambda_l1} --lambda-id {c.lambda_id} --lambda-struct {c.lambda_struct}",
+             f"--clip-views {c.clip_views} --iterations {c.iterations}",
              f"--lr {c.lr} --batch-size {c.batch_size}",
              f"--variant {c.variant} --edit-split {c.edit_split} --edit-n {c.edit_n} --seed {c.seed}"]
     if c.save_as:

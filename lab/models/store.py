@@ -17,7 +17,7 @@ import diffusers
 import torch
 from diffusers import DDPMScheduler, ScoreSdeVeScheduler, UNet2DModel
 
-from lab.config import get_settings
+from lab.config import get_settings, resolve_device
 from lab.errors import LabError
 
 PIPELINES = {"ddpm": ("DDPMPipeline", "DDPMScheduler"), "score": ("ScoreSdeVePipeline", "ScoreSdeVeScheduler")}
@@ -112,7 +112,7 @@ def load_diffusion(name_or_path: str | Path, device: torch.device | str | None =
                        "The folder may be incomplete or corrupt: train it again or copy it anew.") from err
     info = read_info(where) if isinstance(where, Path) else {}
     model = DiffusionModel(unet.eval(), scheduler, kind, str(where), info)
-    return model.to(device) if device is not None else model
+    return model.to(resolve_device(device) if isinstance(device, str) else device) if device is not None else model
 
 
 def _load_local(folder: Path):
@@ -195,6 +195,7 @@ def model_card(name: str, info: dict) -> str:
              f"{data.get('count', '?')} images, {data.get('size', '?')} px, {data.get('channels', '?')} channel(s)), "
              f"read from `LAB_DATA_DIR`.", "", "## How it was trained", "", "```bash",
              info.get("command", "(command not recorded)"), "```", "",
+             *([info["command_note"], ""] if info.get("command_note") else []),
              f"- steps: {info.get('steps', '?')}, batch size {train.get('batch_size', '?')}, "
              f"lr {train.get('lr', '?')}, EMA {train.get('ema_decay', 'none')}, seed {train.get('seed', '?')}",
              f"- wall time: {info.get('wall_seconds', 0) / 60:.1f} min on {info.get('device', '?')}"

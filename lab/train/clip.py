@@ -18,7 +18,7 @@ import torch
 from open_clip.loss import ClipLoss
 
 from lab.clip.model import ARCH, ARCH_PREPROCESS, LabClip, load_clip, save_clip_folder
-from lab.clip.vocab import DOMAINS, STYLE_TEMPLATES, captions, class_names, vocabulary
+from lab.clip.vocab import DOMAINS, captions, class_names, vocabulary
 from lab.data import load_dataset, resize, set_channels
 from lab.data.styles import STYLES, apply_style
 from lab.progress import ProgressFn
@@ -69,11 +69,32 @@ def build_corpus(limits: dict[str, int], split: str = "train", seed: int = 0):
     return torch.cat(images), torch.cat(group_ids), texts, table
 
 
-class CaptionContrastiveLoss(torch.nn.Module):
-    """open_clip's ``ClipLoss`` on (image, caption) pairs, a caption drawn per image and step."""
+def texture_distractors(images: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    """Overlay, on a random fraction ``p`` of [-1, 1] images, a sinusoidal grating (random period 2.5–8 px,
+    orientation, phase, amplitude 0.15–0.6) or Gaussian noise, keeping the caption. The CLIP learns that such
+    textures say nothing about style or content — otherwise DiffusionCLIP fine-tuning finds that painting
+    stripes is the cheapest way to look like "a sketch"."""
+    n, _, h, w = images.shape
+    dev = generator.device
+    r = torch.rand(n, 6, generator=generator, device=dev).to(images.device)
+    yy, xx = torch.meshgrid(torch.arange(h, device=images.device, dtype=images.dtype),
+                            torch.arange(w, device=images.device, dtype=images.dtype), indexing="ij")
+    period, angle, phase = 2.5 + 5.5 * r[:, 0], torch.pi * r[:, 1], 2 * torch.pi * r[:, 2]
+    proj = (xx * torch.cos(angle).view(-1, 1, 1) + yy * torch.sin(angle).view(-1, 1, 1)) * 2 * torch.pi
+    grating = torch.sin(proj / period.view(-1, 1, 1) + phase.view(-1, 1, 1)).unsqueeze(1)
+    noise = torch.randn(images.shape, generator=generator, device=dev).to(images.device)[:, :1] * 0.5
+    texture = torch.where((r[:, 3] < 0.7).view(-1, 1, 1, 1), grating, noise)
+    amplitude = (0.15 + 0.45 * r[:, 4]) * (r[:, 5] < p)
+    return (images + amplitude.view(-1, 1, 1, 1) * texture).clamp(-1, 1)
 
-    def __init__(self, tokens: torch.Tensor, table: list[list[int]]):
+
+class CaptionContrastiveLoss(torch.nn.Module):
+    """open_clip's ``ClipLoss`` on (image, caption) pairs, a caption drawn per image and step; with
+    ``distractors`` > 0 that fraction of the images carries a random texture (``texture_distractors``)."""
+
+    def __init__(self, tokens: torch.Tensor, table: list[list[int]], distractors: float = 0.0):
         super().__init__()
+        self.distractors = distractors
         width = max(len(t) for t in table)
         self.register_buffer("tokens", tokens)
         self.register_buffer("table", torch.tensor([t + [t[0]] * (width - len(t)) for t in table]))
@@ -87,6 +108,8 @@ class CaptionContrastiveLoss(torch.nn.Module):
         # a little translation so the model does not fit pixel positions
         shift = torch.randint(-2, 3, (2,), generator=generator, device=generator.device).tolist()
         images = torch.roll(images, shifts=shift, dims=(2, 3))
+        if self.distractors > 0:
+            images = texture_distractors(images, generator, self.distractors)
         image_features, text_features, logit_scale = model(images, text)[:3]
         return self.loss(image_features, text_features, logit_scale)
 
@@ -105,7 +128,8 @@ def heldout_sets(limit: int = 300, seed: int = 1) -> dict:
 
 
 def train_clip(out: Path, config: TrainConfig, limits: dict[str, int] | None = None, eval_limit: int = 300,
-               resume: bool = True, command: str = "", progress: ProgressFn | None = None) -> Path:
+               resume: bool = True, command: str = "", progress: ProgressFn | None = None,
+               distractors: float = 0.5) -> Path:
     """Train ``lab-clip-tiny`` on the styled corpus, measure zero-shot accuracy, save an open_clip folder."""
     from lab.clip.zeroshot import evaluate_zero_shot
 
@@ -116,7 +140,7 @@ def train_clip(out: Path, config: TrainConfig, limits: dict[str, int] | None = N
     prep_seconds = time.time() - started
     model, _, _ = open_clip.create_model_and_transforms(ARCH)
     tokenizer = open_clip.get_tokenizer(ARCH)
-    loss = CaptionContrastiveLoss(tokenizer(texts), table)
+    loss = CaptionContrastiveLoss(tokenizer(texts), table, distractors)
     result = fit(model, loss, images, groups, config, checkpoint_dir=out / "checkpoint", resume=resume,
                  progress=progress)
     save_clip_folder(out, model, PREPROCESS, vocabulary())
@@ -124,7 +148,7 @@ def train_clip(out: Path, config: TrainConfig, limits: dict[str, int] | None = N
     clip = load_clip(str(out))
     zero_shot = evaluate_zero_shot(clip, heldout_sets(eval_limit))
     info = {"kind": "clip", "architecture": ARCH, "command": command, "train_config": asdict(config),
-            "limits_per_style": limits, "train_images": len(images), "captions": len(texts),
+            "limits_per_style": limits, "texture_distractors": distractors, "train_images": len(images), "captions": len(texts),
             "steps": result.steps, "wall_seconds": round(result.wall_seconds, 1),
             "data_seconds": round(prep_seconds, 1), "device": result.device, "threads": torch.get_num_threads(),
             "parameters": sum(p.numel() for p in model.parameters()),
@@ -160,7 +184,10 @@ def model_card(name: str, info: dict) -> str:
         "## How it was trained", "", "```bash", info["command"] or "(command not recorded)", "```", "",
         f"- {info['steps']} steps, batch {info['train_config']['batch_size']}, AdamW lr "
         f"{info['train_config']['lr']} (warm-up {info['train_config']['warmup']}, cosine), weight decay "
-        f"{info['train_config']['weight_decay']}, seed {info['train_config']['seed']}, ±2 px translations",
+        f"{info['train_config']['weight_decay']}, seed {info['train_config']['seed']}, ±2 px translations"
+        + (f"; {info['texture_distractors']:.0%} of the images overlaid with a random grating or noise, caption "
+           "unchanged (`texture_distractors`: DiffusionCLIP then cannot satisfy the CLIP with stripe textures)"
+           if info.get("texture_distractors") else ""),
         f"- wall time {info['wall_seconds'] / 60:.1f} min training + {info['data_seconds'] / 60:.1f} min rendering "
         f"on {info['device']} ({info['threads']} thread(s)); {info['parameters']:,} parameters; final loss "
         f"{info['final_loss']:.3f}", "",

@@ -27,6 +27,7 @@ from lab.errors import LabError
 from lab.models.dann import DANNNet, GradientReversalLayer, build_dann
 from lab.progress import ProgressFn
 from lab.seeding import seed_everything
+from lab.train.cnn import accuracy, to_float
 from lab.train.loop import _batch_index
 from lab.train.losses import random_affine
 
@@ -180,24 +181,6 @@ class DANNRun:
         return {k: v for k, v in asdict(self).items() if k in keep}
 
 
-def to_float(x: torch.Tensor, device) -> torch.Tensor:
-    return x.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
-
-
-@torch.no_grad()
-def evaluate(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:
-    """Top-1 accuracy of ``net`` on uint8 images, in eval mode (restored afterwards)."""
-    was, device = net.training, next(net.parameters()).device
-    net.eval()
-    correct = 0
-    for i in range(0, len(images), batch_size):
-        with autocast_for(device):
-            logits = net(to_float(images[i:i + batch_size], device))
-        correct += (logits.argmax(1).cpu() == labels[i:i + batch_size]).sum().item()
-    net.train(was)
-    return correct / max(1, len(images))
-
-
 @torch.no_grad()
 def backbone_features(net: DANNNet, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """Stage-1 features (the backbone's output) of uint8 images, on the CPU."""
@@ -286,7 +269,7 @@ def train_dann(data: DomainPair, placement: str, backbone: str = "lenet", config
             entry = {"epoch": (step + 1) // k, "step": step + 1, "lambda": round(lam, 5), "lr": lr,
                      "cls_loss": sums["cls"] / k, "domain_loss": sums["domain"] / k,
                      "domain_acc": sums["domain_acc"] / k,
-                     "source_acc": evaluate(net, *eval_s), "target_acc": evaluate(net, *eval_t),
+                     "source_acc": accuracy(net, *eval_s), "target_acc": accuracy(net, *eval_t),
                      "seconds": round(time.perf_counter() - start, 2)}
             history.append(entry)
             sums = dict.fromkeys(sums, 0.0)
@@ -298,8 +281,8 @@ def train_dann(data: DomainPair, placement: str, backbone: str = "lenet", config
                 f" (epoch {last['epoch']}: target {last['target_acc']:.3f})" if last else "")
             progress(step + 1, total, desc)
     net.eval()
-    source_acc = evaluate(net, data.source_test_x, data.source_test_y)
-    target_acc = evaluate(net, data.target_test_x, data.target_test_y)
+    source_acc = accuracy(net, data.source_test_x, data.source_test_y)
+    target_acc = accuracy(net, data.target_test_x, data.target_test_y)
     features = {}
     for domain, x, y in (("source", data.source_test_x, data.source_test_y),
                          ("target", data.target_test_x, data.target_test_y)):

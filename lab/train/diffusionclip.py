@@ -2,9 +2,9 @@
 DDIM generation from inverted latents x_{t0} moves images along a text direction in CLIP space.
 
 Loss per image (``DiffusionClipLoss``):
-    λ_clip · (1 − cos(ΔI, ΔT)) + λ_L1 · |x̂ − x| + λ_id · (1 − cos(f(x̂), f(x)))
-with ΔI = E_I(x̂) − E_I(x), ΔT = E_T(target) − E_T(source) (normalised CLIP embeddings) and f an
-identity network (the digit classifier's features for digits).
+    λ_clip · (1 − cos(ΔI, ΔT)) + λ_L1 · |x̂ − x| + λ_id · (1 − cos(f(x̂), f(x))) + λ_struct · |S(x̂) − S(x)|
+with ΔI = E_I(x̂) − E_I(x), ΔT = E_T(target) − E_T(source) (normalised CLIP embeddings), f an
+identity network (the digit classifier's features for digits) and S a polarity-free edge map.
 
 Two fine-tuning variants, as the reference ``clip_finetune`` / ``clip_finetune_eff``:
   * ``full``: the gradient runs through all ``n_train_step`` generative DDIM steps x_{t0} → x̂_0;
@@ -26,8 +26,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
+from torchvision.transforms.v2 import functional as TF
 
 from lab.config import get_settings
+from lab.data.styles import sobel_magnitude
 from lab.diffusion.samplers import ddim_chain, ddim_invert, predict
 from lab.errors import LabError
 from lab.progress import ProgressFn
@@ -69,15 +71,27 @@ def augmented_views(x: torch.Tensor, views: int, shift: int = 3, noise: float = 
     return torch.stack(out, 1).flatten(0, 1)  # [N·views, ...], views of one image adjacent
 
 
+def structure_map(x: torch.Tensor) -> torch.Tensor:
+    """Where the image has edges, whatever their polarity: the smoothed Sobel magnitude of the smoothed image."""
+    smooth = TF.gaussian_blur(x, [5, 5], [1.0, 1.0])
+    return TF.gaussian_blur(sobel_magnitude(smooth, eps=1e-6), [5, 5], [1.0, 1.0])
+
+
 class DiffusionClipLoss(torch.nn.Module):
-    """λ_clip · directional CLIP loss + λ_L1 · L1 to the original + λ_id · identity loss (per image, meaned).
-    ``views`` > 0 averages the CLIP direction over that many augmented views of each image."""
+    """λ_clip · directional CLIP loss + λ_L1 · L1 to the original + λ_id · identity loss + λ_struct · structure
+    loss (per image, meaned). ``views`` > 0 averages the CLIP direction over that many augmented views.
+
+    The structure loss (L1 between ``structure_map``s) keeps the shapes where they are but, unlike the pixel L1,
+    lets brightness and polarity change — a photo → sketch edit must turn a dark background white. It also
+    stops a small CLIP from being satisfied by stripe textures it over-reads as a style."""
 
     def __init__(self, clip, source: str, target: str, lambda_clip: float = 1.0, lambda_l1: float = 0.0,
-                 lambda_id: float = 0.0, identity: torch.nn.Module | None = None, views: int = 0):
+                 lambda_id: float = 0.0, identity: torch.nn.Module | None = None, views: int = 0,
+                 lambda_struct: float = 0.0):
         super().__init__()
         self.clip, self.identity, self.views = clip, identity, views
         self.lambda_clip, self.lambda_l1, self.lambda_id = lambda_clip, lambda_l1, lambda_id
+        self.lambda_struct = lambda_struct
         with torch.no_grad():
             t = clip.encode_text([source, target])
         self.register_buffer("text_direction", t[1] - t[0])
@@ -101,6 +115,10 @@ class DiffusionClipLoss(torch.nn.Module):
             ident = (1 - F.cosine_similarity(self.identity.features(edited), f0, dim=1)).mean()
             total = total + self.lambda_id * ident
             parts["id"] = ident.item()
+        if self.lambda_struct > 0:
+            struct = (structure_map(edited) - structure_map(originals).detach()).abs().mean()
+            total = total + self.lambda_struct * struct
+            parts["struct"] = struct.item()
         parts["total"] = total.item()
         return total, parts
 
@@ -129,7 +147,7 @@ def generate(unet, scheduler, latents: torch.Tensor, num_steps: int, t0: int, gr
 
 # --- inverted latents, cached ------------------------------------------------------------------
 
-def _fingerprint(unet) -> str:
+def unet_fingerprint(unet) -> str:
     h = hashlib.sha1()
     h.update(repr(sorted(dict(unet.config).items())).encode())
     for p in list(unet.parameters())[:: max(1, len(list(unet.parameters())) // 16)]:
@@ -139,7 +157,7 @@ def _fingerprint(unet) -> str:
 
 def cache_key(unet, images: torch.Tensor, t0: int, n_inv_step: int) -> str:
     data = hashlib.sha1(images.detach().float().cpu().numpy().tobytes()).hexdigest()[:16]
-    return f"{_fingerprint(unet)}-{data}-t{t0}-n{n_inv_step}"
+    return f"{unet_fingerprint(unet)}-{data}-t{t0}-n{n_inv_step}"
 
 
 def invert_cached(unet, scheduler, images: torch.Tensor, t0: int, n_inv_step: int, batch_size: int = 64,

@@ -5,11 +5,12 @@ import contextlib
 import functools
 import logging
 import os
+from pathlib import Path
 
 import gradio as gr
 import torch
 
-from lab.config import resolve_device
+from lab.config import get_settings, resolve_device
 from lab.errors import Cancelled, LabError
 from lab.models.store import list_models
 from lab.progress import CancelToken
@@ -146,3 +147,15 @@ def float_in(value, name: str, low: float, high: float) -> float:
 
 def is_space() -> bool:
     return bool(os.environ.get("SPACE_ID"))
+
+
+def run_folder(value, what: str = "run") -> Path:
+    """A run folder given back by the browser or the API; it must lie inside the runs folder."""
+    if not value or not str(value).strip():
+        raise LabError(f"Start a {what} first (or paste the folder of an earlier one).")
+    root = get_settings().runs_dir.resolve()
+    folder = Path(str(value).strip()).expanduser()
+    folder = (folder if folder.is_absolute() else root / folder).resolve()
+    if not folder.is_relative_to(root) or not folder.is_dir():
+        raise LabError(f"{value} is not a run folder inside {root}.")
+    return folder

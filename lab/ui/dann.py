@@ -8,13 +8,12 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from lab.config import get_settings
 from lab.errors import LabError
 from lab.experiments.dann import (OFFICE_HOME_DOMAINS, PUBLIC_REFERENCE, SEED_PLACEMENTS, SEED_REFERENCE, TASKS,
                                   DANNConfig, DANNResult, load_result, run_dann)
 from lab.models.dann import BACKBONES, PLACEMENTS
 from lab.runs import recorded
-from lab.ui.common import float_in, guarded, int_in, reporter, start_job, wire_stop
+from lab.ui.common import float_in, guarded, int_in, reporter, run_folder, start_job, wire_stop
 from lab.viz.export import save_figure, zip_folder
 
 TAB = "dann"
@@ -91,16 +90,8 @@ def _command(config: DANNConfig) -> str:
     return " ".join(parts)
 
 
-def _folder(run_folder) -> Path:
-    """A run folder given back by the browser or the API, which must lie inside the runs folder."""
-    if not run_folder or not str(run_folder).strip():
-        raise LabError("Run a comparison first (or paste the folder of an earlier DANN run).")
-    root = get_settings().runs_dir.resolve()
-    folder = Path(str(run_folder).strip()).expanduser()
-    folder = (folder if folder.is_absolute() else root / folder).resolve()
-    if not folder.is_relative_to(root) or not folder.is_dir():
-        raise LabError(f"{run_folder} is not a run folder inside {root}.")
-    return folder
+def _folder(value) -> Path:
+    return run_folder(value, "DANN comparison")
 
 
 def _info(result: DANNResult, run_dir: Path) -> str:

@@ -12,10 +12,11 @@ from lab.clip import clip_choices, load_clip
 from lab.clip.vocab import check_prompt, words
 from lab.data import DATASETS
 from lab.errors import LabError
-from lab.experiments.edit import EditConfig, check_image, edit_command, run_edit
+from lab.experiments.edit import EditConfig, check_image, edit_command, edit_saved, run_edit, saved_edit_models
 from lab.models.store import list_models, load_diffusion
 from lab.runs import recorded
-from lab.ui.common import float_in, guarded_stream, int_in, model_dropdown, start_job, wire_stop
+from lab.ui.common import (float_in, guarded, guarded_stream, int_in, model_dropdown, reporter, start_job,
+                            wire_stop)
 from lab.viz.export import save_figure
 from lab.viz.plots import line_figure
 
@@ -59,7 +60,7 @@ def prompt_check(clip, pretrained, source, target) -> str:
 
 
 def _config(model, clip, pretrained, source, target, data, n_train, t0, n_inv, n_train_step, n_test, lam_clip,
-            lam_l1, lam_id, iterations, lr, batch, variant, edit_n, save_as, seed) -> EditConfig:
+            lam_l1, lam_id, lam_struct, iterations, lr, batch, variant, edit_n, save_as, seed) -> EditConfig:
     if not model:
         raise LabError("Choose a DDPM backbone first.")
     clip, pretrained = _split_clip(clip, pretrained)
@@ -70,6 +71,7 @@ def _config(model, clip, pretrained, source, target, data, n_train, t0, n_inv, n
         n_train_step=int_in(n_train_step, "Fine-tuning generation steps", 1, 200),
         n_test_step=int_in(n_test, "Editing steps", 1, 1000), lambda_clip=float_in(lam_clip, "λ_clip", 0, 100),
         lambda_l1=float_in(lam_l1, "λ_L1", 0, 100), lambda_id=float_in(lam_id, "λ_id", 0, 100),
+        lambda_struct=float_in(lam_struct, "λ_struct", 0, 100),
         iterations=int_in(iterations, "Iterations", 1, 1000), lr=float_in(lr, "Learning rate", 1e-8, 0.5),
         batch_size=int_in(batch, "Batch size", 1, 256), variant=str(variant), edit_n=int_in(edit_n, "Images to edit", 0, 1000),
         save_as=str(save_as).strip() or None if save_as else None, seed=int_in(seed, "Seed", 0, 2**31 - 1))
@@ -100,6 +102,8 @@ def _loss_figure(history: list[dict]):
               "L1": [h["l1"] for h in history]}
     if history and "id" in history[0]:
         series["identity"] = [h["id"] for h in history]
+    if history and "struct" in history[0]:
+        series["structure"] = [h["struct"] for h in history]
     return line_figure(steps, series, "Fine-tuning loss", "optimiser step", "loss", markers=len(steps) < 40)
 
 
@@ -125,10 +129,10 @@ def _metrics_text(result, run) -> str:
 
 @guarded_stream
 def edit_run(files, fit, model, clip, pretrained, source, target, data, n_train, t0, n_inv, n_train_step, n_test,
-             lam_clip, lam_l1, lam_id, iterations, lr, batch, variant, edit_n, save_as, seed,
+             lam_clip, lam_l1, lam_id, lam_struct, iterations, lr, batch, variant, edit_n, save_as, seed,
              progress=gr.Progress(), request: gr.Request = None):
     config = _config(model, clip, pretrained, source, target, data, n_train, t0, n_inv, n_train_step, n_test,
-                     lam_clip, lam_l1, lam_id, iterations, lr, batch, variant, edit_n, save_as, seed)
+                     lam_clip, lam_l1, lam_id, lam_struct, iterations, lr, batch, variant, edit_n, save_as, seed)
     config.validate()
     uploads = _uploads(files, config.model, bool(fit))
     token = start_job(TAB, request)
@@ -171,6 +175,30 @@ def edit_run(files, fit, model, clip, pretrained, source, target, data, n_train,
     yield result.grid, fig, _metrics_text(result, run)
 
 
+@guarded
+def edit_with_saved_model(name, files, fit, data, split, n, progress=gr.Progress(), request: gr.Request = None):
+    if not name or not str(name).strip():
+        raise LabError("Choose a saved DiffusionCLIP model (fine-tune one above with 'Save the fine-tuned model as').")
+    name = str(name).strip()
+    if data not in DATASETS or data == "folder":
+        raise LabError(f"Choose a dataset from the list, not {data!r}.")
+    if split not in ("train", "test"):
+        raise LabError(f"Choose the train or test split, not {split!r}.")
+    n = int_in(n, "Images to edit", 1, 256)
+    uploads = _uploads(files, name, bool(fit))
+    token = start_job(TAB, request)
+    config = {"model": name, "data": data, "split": split, "n": n, "uploads": 0 if uploads is None else len(uploads)}
+    command = f"python -m lab edit --with-saved {name} --data {data} --edit-split {split} --edit-n {n}"
+    with recorded("edit-saved", config, command=command) as run:
+        out = edit_saved(name, data, split, n, uploads, progress=reporter(progress, token))
+        out["grid"].save(run.add("edit_grid.png"))
+        torch.save({"originals": out["originals"], "edited": out["edited"]}, run.add("images.pt"))
+    cfg = out["model"].info["diffusionclip"]
+    return out["grid"], (f"Edited {len(out['edited'])} image(s) with **{name}** (“{cfg.get('source')}” → "
+                         f"“{cfg.get('target')}”, t0 = {cfg.get('t0')}) in {out['seconds']:.1f} s. Saved in "
+                         f"`{run.dir}`; repeat with `{command}`.")
+
+
 def build() -> None:
     gr.Markdown("**DiffusionCLIP** (Kim et al. 2022): images are inverted to x_t0 by deterministic DDIM; a copy of the "
                 "diffusion UNet is fine-tuned so that its generation from x_t0 moves the image in CLIP space along the "
@@ -210,6 +238,7 @@ def build() -> None:
                 lam_clip = gr.Number(value=1.0, label="λ_clip (directional CLIP loss)")
                 lam_l1 = gr.Number(value=0.1, label="λ_L1 (to the original)")
                 lam_id = gr.Number(value=0.5, label="λ_id (identity: digit-classifier features)")
+                lam_struct = gr.Number(value=0.0, label="λ_struct (edge maps: keeps shapes, lets brightness change)")
                 iterations = gr.Slider(1, 50, value=3, step=1, label="Iterations (passes over the images)")
                 lr = gr.Number(value=2e-4, label="Learning rate")
                 batch = gr.Slider(1, 64, value=8, step=1, label="Fine-tuning batch size")
@@ -230,7 +259,27 @@ def build() -> None:
         box.blur(prompt_check, [clip, pretrained, source, target], prompt_note, api_name=False)
     check.click(prompt_check, [clip, pretrained, source, target], prompt_note, api_name="edit_check")
     inputs = [files, fit, model, clip, pretrained, source, target, data, n_train, t0, n_inv, n_train_step, n_test,
-              lam_clip, lam_l1, lam_id, iterations, lr, batch, variant, edit_n, save_as, seed]
-    events = [go.click(edit_run, inputs, [grid, plot, info], api_name="edit_run")]
+              lam_clip, lam_l1, lam_id, lam_struct, iterations, lr, batch, variant, edit_n, save_as, seed]
+    gr.Markdown("### Edit with a saved fine-tuned model\nNo fine-tuning: invert with the saved model's base DDPM, "
+                "generate with the fine-tuned UNet.")
+    saved = saved_edit_models()
+    with gr.Row():
+        with gr.Column(scale=1, min_width=320):
+            saved_model = gr.Dropdown(saved, value=saved[0] if saved else None, allow_custom_value=True,
+                                      label="Saved DiffusionCLIP model")
+            saved_files = gr.File(file_count="multiple", file_types=["image"], type="filepath",
+                                  label="Images to edit (empty: dataset images)")
+            saved_fit = gr.Checkbox(value=False, label="Fit uploads to the model (centre-crop, resize, grey/RGB)")
+            with gr.Row():
+                saved_data = gr.Dropdown([d for d in DATASETS if d != "folder"], value="mnist", label="Dataset")
+                saved_split = gr.Radio(["test", "train"], value="test", label="Split")
+                saved_n = gr.Slider(1, 256, value=16, step=1, label="Images")
+            saved_go = gr.Button("Edit with the saved model")
+        with gr.Column(scale=2):
+            saved_grid = gr.Image(label="original | edited", type="pil", format="png", interactive=False)
+            saved_info = gr.Markdown()
+    events = [go.click(edit_run, inputs, [grid, plot, info], api_name="edit_run"),
+              saved_go.click(edit_with_saved_model, [saved_model, saved_files, saved_fit, saved_data, saved_split,
+                                                     saved_n], [saved_grid, saved_info], api_name="edit_saved")]
     wire_stop(stop, TAB)
     return events

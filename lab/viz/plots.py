@@ -16,6 +16,9 @@ def line_figure(x, series: dict[str, list], title: str, xlabel: str, ylabel: str
         fig.add_trace(go.Scatter(x=list(x), y=list(ys), name=name, mode="lines+markers" if markers else "lines",
                                  error_y=dict(type="data", array=list(err), visible=True) if err else None))
     fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title=ylabel, **LAYOUT)
+    if len(series) > 4:  # a long legend above the plot would cover the title: put it on the right
+        fig.update_layout(legend=dict(orientation="v", yanchor="top", y=1, xanchor="left", x=1.02),
+                          margin=dict(r=220))
     if log_x:
         fig.update_xaxes(type="log")
     return fig

@@ -1,0 +1,198 @@
+"""The batch-adaptation tab: translate labelled source images into the target domain, train a CNN on them."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from lab.commands.ssda import command_for
+from lab.config import get_settings
+from lab.errors import LabError
+from lab.experiments.edit import saved_edit_models as editor_models
+from lab.experiments.ssda import CONDITIONS, TASKS, SSDAConfig, SSDAResult, load_result, run_ssda
+from lab.experiments.ssda_editor import EDITOR_RECIPE, finetune_editor
+from lab.models.store import read_info, resolve_model_path
+from lab.runs import recorded
+from lab.ui.common import float_in, guarded, int_in, reporter, run_folder, start_job, wire_stop
+from lab.viz.export import STATIC_EXPORT_NOTE, static_export_available, zip_folder
+
+TAB = "ssda"
+INTRO = """**Does translating labelled source images into the target domain help a classifier?** n′ labelled source
+images are translated into the target domain by a DiffusionCLIP fine-tuned model (DDIM inversion with its base
+model, generation with the fine-tuned UNet; fine-tune and save one in the *DiffusionCLIP editing* tab). The seed's
+CNN (conv 32-64-128, each with 2×2 max-pooling, then two dense layers; sigmoid + binary cross-entropy for two
+classes) is trained, same seed and epochs, on **(a)** the originals, **(b)** the adapted images, **(c)** n′ labelled
+target images (the oracle) and **(d)** (a) + (b), and tested on the source and the target test sets after every
+epoch; mean ± std over seeds. Translations are cached on disk, so a rerun does not redo them."""
+TASK_CHOICES = [(spec.label, key) for key, spec in TASKS.items()]
+CONDITION_CHOICES = [(label, key) for key, label in CONDITIONS.items()]
+
+
+def _seeds(text) -> list[int]:
+    try:
+        seeds = [int(v) for v in str(text or "").replace(";", ",").split(",") if v.strip()]
+    except ValueError:
+        raise LabError(f"Seeds are whole numbers separated by commas, e.g. 0,1,2 (got {text!r}).") from None
+    if not seeds:
+        raise LabError("Give at least one seed, e.g. 0,1,2.")
+    return seeds
+
+
+def _config(task, editor, target_path, n_labelled, n_test, conditions, seeds, epochs, batch_size, lr) -> SSDAConfig:
+    if task not in TASKS:
+        raise LabError(f"Choose a task from the list, not {task!r}.")
+    config = SSDAConfig(task=task, editor=str(editor or "").strip(), target_path=str(target_path or "").strip() or None,
+                        n_labelled=int_in(n_labelled, "n′ (labelled source images)", 2, 60000),
+                        n_test=int_in(n_test, "Test images per domain", 1, 100000),
+                        conditions=list(conditions or []), seeds=_seeds(seeds),
+                        epochs=int_in(epochs, "Epochs", 1, 200), batch_size=int_in(batch_size, "Batch size", 1, 4096),
+                        lr=float_in(lr, "Learning rate", 1e-6, 0.5))
+    config.validate()
+    return config
+
+
+def editor_info(editor) -> str:
+    if not editor or not str(editor).strip():
+        return "No DiffusionCLIP model chosen: only (a) and (c) can run."
+    try:
+        info = read_info(resolve_model_path(str(editor)))
+    except LabError as err:
+        return f"⚠️ {err}"
+    cfg = info.get("diffusionclip")
+    if not cfg:
+        return f"⚠️ {editor} is not a DiffusionCLIP fine-tuned model."
+    return (f"**{editor}**: “{cfg.get('source')}” → “{cfg.get('target')}”, base {info.get('base_model')}, "
+            f"t0 = {cfg.get('t0')}, fine-tuned on {info.get('data', {}).get('count', '?')} images.")
+
+
+def _task_changed(task):
+    spec = TASKS.get(task)
+    if spec is None:
+        return gr.update(), gr.update(), gr.update()
+    editors = editor_models()
+    value = spec.editor if spec.editor in editors else (editors[0] if editors else None)
+    return (gr.Dropdown(choices=editors, value=value), gr.Number(value=spec.n_labelled),
+            gr.Textbox(visible=task == "folder"))
+
+
+def _info(result: SSDAResult, run_dir: Path) -> str:
+    d, t = result.data, result.translation
+    lines = [f"**{result.config.label()}** — n′ = **{d.get('n_labelled')}** labelled {d.get('source')} images; "
+             f"tested on {d.get('source_test')} source and {d.get('target_test')} target test images "
+             f"({d.get('size')} px)."]
+    if t:
+        speed = f"{t['images_per_s']} images/s" if t.get("images_per_s") else "all from the cache"
+        lines.append(f"Translated by **{t['editor']}** (“{t['prompts'][0]}” → “{t['prompts'][1]}”): "
+                     f"{t['cached_batches']} of {t['batches']} batches from the cache, {t['seconds']} s ({speed}).")
+    gain = result.gain()
+    if gain is not None:
+        lines.append(f"Gain on the target test set, (b) − (a) at the last epoch: **{gain:+.2f} points**.")
+    if not static_export_available():
+        lines.append(STATIC_EXPORT_NOTE)
+    lines.append(f"Saved in `{run_dir}`; repeat with `{command_for(result.config)}`.")
+    return "\n\n".join(lines)
+
+
+def _files(run_dir: Path) -> list[str]:
+    names = ["config.json", "curves.csv", "table.csv", "result.json", "gallery.png",
+             *(f"curves.{ext}" for ext in ("png", "svg", "pdf", "html"))]
+    return [str(run_dir / n) for n in names if (run_dir / n).exists()] + [str(zip_folder(run_dir))]
+
+
+def _outputs(result: SSDAResult, run_dir: Path):
+    gallery = result.gallery() if result.adapted is not None else None
+    return (_info(result, run_dir), pd.DataFrame(result.display_rows()), result.curves_figure(), gallery,
+            str(run_dir), _files(run_dir))
+
+
+@guarded
+def adapt(task, editor, target_path, n_labelled, n_test, conditions, seeds, epochs, batch_size, lr,
+          progress=gr.Progress(), request: gr.Request = None):
+    config = _config(task, editor, target_path, n_labelled, n_test, conditions, seeds, epochs, batch_size, lr)
+    token = start_job(TAB, request)
+    with recorded("ssda", asdict(config.resolved()), command=command_for(config)) as run:
+        result = run_ssda(config, progress=reporter(progress, token), record=run)
+        result.save(run)
+    return _outputs(result, run.dir)
+
+
+@guarded
+def fine_tune(task, name, iterations, progress=gr.Progress(), request: gr.Request = None):
+    from lab.experiments.edit import NAME
+
+    name = str(name or "").strip()
+    if not NAME.match(name):
+        raise LabError(f"{name!r} is not a usable model name: letters, digits, '-', '_' and '.', up to 64 characters.")
+    token = start_job(TAB, request)
+    folder = finetune_editor(str(task), get_settings().checkpoint_dir / name, int_in(iterations, "Iterations", 1, 200),
+                             progress=reporter(progress, token))
+    return gr.Dropdown(choices=editor_models(), value=name), editor_info(folder)
+
+
+@guarded
+def reopen(folder):
+    folder = run_folder(folder, "batch-adaptation run")
+    return _outputs(load_result(folder), folder)
+
+
+def build():
+    gr.Markdown(INTRO)
+    editors = editor_models()
+    first = TASKS["mnist-sketch"]
+    with gr.Row():
+        with gr.Column(scale=1, min_width=320):
+            task = gr.Dropdown(TASK_CHOICES, value="mnist-sketch", label="Task (source → target)")
+            editor = gr.Dropdown(editors, value=first.editor if first.editor in editors else None,
+                                 allow_custom_value=True, label="DiffusionCLIP model (translates source → target)",
+                                 info="Saved by the editing tab ('Save the fine-tuned model as'), or a folder.")
+            about = gr.Markdown(editor_info(first.editor if first.editor in editors else None))
+            with gr.Accordion("No model for this task? Fine-tune one here (the editing tab's engine)", open=False):
+                gr.Markdown(f"From the task's prompts, on {EDITOR_RECIPE['n_train']} source images: t0 = "
+                            f"{EDITOR_RECIPE['t0']}, λ_struct = {EDITOR_RECIPE['lambda_struct']}, lr "
+                            f"{EDITOR_RECIPE['lr']} (the shipped editors' recipe). About a minute per 16 iterations "
+                            "on a CPU core for 28-px digits.")
+                with gr.Row():
+                    new_name = gr.Textbox(value=first.editor, label="Save as", max_lines=1)
+                    new_iterations = gr.Number(value=EDITOR_RECIPE["iterations"], precision=0, label="Iterations",
+                                               minimum=1, maximum=200)
+                tune = gr.Button("Fine-tune and save")
+            target_path = gr.Textbox(label="Target test images: a folder with one subfolder per class (0 … 9)",
+                                     visible=False)
+            with gr.Row():
+                n_labelled = gr.Number(value=first.n_labelled, precision=0, label="n′ labelled source images",
+                                       minimum=2, maximum=60000)
+                n_test = gr.Number(value=1000, precision=0, label="Test images per domain", minimum=1)
+            conditions = gr.CheckboxGroup(CONDITION_CHOICES, value=list(CONDITIONS), label="Train the CNN on")
+            seeds = gr.Textbox(value="0,1,2", label="Seeds (mean ± std over them)")
+            with gr.Row():
+                epochs = gr.Number(value=10, precision=0, label="Epochs", minimum=1, maximum=200)
+                batch_size = gr.Number(value=64, precision=0, label="Batch size", minimum=1, maximum=4096)
+                lr = gr.Number(value=1e-3, label="Learning rate (Adam)")
+            with gr.Row():
+                go = gr.Button("Translate and compare", variant="primary")
+                stop = gr.Button("Stop", variant="stop")
+        with gr.Column(scale=2):
+            info = gr.Markdown()
+            table = gr.Dataframe(label="Final-epoch accuracy (mean ± std over seeds)", interactive=False)
+            plot = gr.Plot(label="Accuracy per epoch: target test (solid), source test (dotted)")
+            gallery = gr.Image(label="Originals (top) and their translations (bottom)", type="pil",
+                               format="png", interactive=False)
+            folder = gr.Textbox(label="Run folder (paste an earlier batch-adaptation run and press Reopen)")
+            reopen_btn = gr.Button("Reopen run")
+            files = gr.File(label="Export: figure (PNG/SVG/PDF/HTML), curves and table (CSV), configuration (JSON), "
+                                  "gallery, and the whole run as one zip", file_count="multiple", interactive=False)
+
+    task.change(_task_changed, task, [editor, n_labelled, target_path], api_name=False)
+    task.change(lambda t: gr.Textbox(value=TASKS[t].editor if t in TASKS else ""), task, new_name, api_name=False)
+    editor.change(editor_info, editor, about, api_name=False)
+    outputs = [info, table, plot, gallery, folder, files]
+    events = [
+        go.click(adapt, [task, editor, target_path, n_labelled, n_test, conditions, seeds, epochs, batch_size, lr],
+                 outputs, api_name="ssda_run"),
+        reopen_btn.click(reopen, folder, outputs, api_name="ssda_reopen"),
+        tune.click(fine_tune, [task, new_name, new_iterations], [editor, about], api_name="ssda_finetune"),
+    ]
+    wire_stop(stop, TAB)
+    return events
