@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from lab.config import get_settings
-from lab.errors import Cancelled
+from lab.errors import Cancelled, LabError
 
 
 def _slug(text: str) -> str:
@@ -111,3 +111,12 @@ def list_runs(root: Path | None = None, kind: str | None = None) -> list[dict]:
         if kind is None or record.get("kind") == kind:
             out.append({**record, "dir": str(folder), "id": folder.name})
     return out
+
+
+def read_saved_run(folder: Path, what: str) -> tuple[dict, dict]:
+    """(result.json, config.json) of a saved run folder; a LabError naming ``what`` run when either is unreadable."""
+    try:
+        return (json.loads((folder / "result.json").read_text()),
+                json.loads((folder / "config.json").read_text()))
+    except (OSError, json.JSONDecodeError) as err:
+        raise LabError(f"{folder} is not a {what} run folder (no readable result.json/config.json).") from err

@@ -11,7 +11,6 @@ domain (sketch, coloured), and Office-Home (e.g. Clipart → Real World) from a 
 from __future__ import annotations
 
 import functools
-import json
 import statistics
 import time
 import zlib
@@ -22,9 +21,11 @@ import torch
 
 from lab.data import load_dataset
 from lab.errors import LabError
+from lab.metrics import mean_std
 from lab.metrics.domain import proxy_a_distance
 from lab.models.dann import PLACEMENTS, check_placement
 from lab.progress import ProgressFn
+from lab.runs import read_saved_run
 from lab.train.dann import DANNRun, DANNTrainConfig, DomainPair, train_dann
 
 TASKS = {
@@ -225,13 +226,6 @@ def load_task(config: DANNConfig) -> DomainPair:
 
 # --- the comparison ------------------------------------------------------------------------------
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    values = [v for v in values if v == v]
-    if not values:
-        return float("nan"), float("nan")
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 @dataclass
 class DANNResult:
     config: DANNConfig
@@ -262,8 +256,8 @@ class DANNResult:
         out = []
         for placement in dict.fromkeys(r.placement for r in self.runs):
             runs = [r for r in self.runs if r.placement == placement]
-            src, tgt = _mean_std([r.source_acc for r in runs]), _mean_std([r.target_acc for r in runs])
-            pad = _mean_std([self.pads.get(self.run_label(r), float("nan")) for r in runs])
+            src, tgt = mean_std([r.source_acc for r in runs]), mean_std([r.target_acc for r in runs])
+            pad = mean_std([self.pads.get(self.run_label(r), float("nan")) for r in runs])
             out.append({"placement": placement, "GRL at": PLACEMENTS[placement], "seeds": len(runs),
                         "source_acc_mean": src[0], "source_acc_std": src[1],
                         "target_acc_mean": tgt[0], "target_acc_std": tgt[1],
@@ -397,7 +391,7 @@ def curves_figure(result: DANNResult, metric: str = "accuracy"):
             continue
         epochs = [e["epoch"] for e in runs[0].history]
         for key, name in keys:
-            stats = [_mean_std([r.history[i][key] for r in runs if i < len(r.history)]) for i in range(len(epochs))]
+            stats = [mean_std([r.history[i][key] for r in runs if i < len(r.history)]) for i in range(len(epochs))]
             label = f"{placement} · {name}" if metric == "accuracy" else placement
             series[label], errors[label] = [m for m, _ in stats], [s for _, s in stats]
     title = (f"{result.config.label()}: test accuracy per epoch" if metric == "accuracy"
@@ -443,11 +437,8 @@ def tsne_figure(features: dict, data: dict, label: str, color_by: str = "domain"
 def load_result(folder: str | Path) -> DANNResult:
     """A saved comparison (its numbers, histories and features) from a run folder."""
     folder = Path(folder)
-    try:
-        summary = json.loads((folder / "result.json").read_text())
-        config = DANNConfig.from_dict(json.loads((folder / "config.json").read_text()))
-    except (OSError, json.JSONDecodeError) as err:
-        raise LabError(f"{folder} is not a finished DANN run folder (no readable result.json/config.json).") from err
+    summary, values = read_saved_run(folder, "finished DANN")
+    config = DANNConfig.from_dict(values)
     result = DANNResult(config, pads={}, input_pad=summary.get("input_pad"), data=summary.get("data", {}),
                         seconds=summary.get("seconds", 0.0))
     histories = summary.get("histories", {})

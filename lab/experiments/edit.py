@@ -269,33 +269,53 @@ def saved_edit_models() -> list[str]:
     return [name for name in list_models() if "diffusionclip" in read_info(get_settings().checkpoint_dir / name)]
 
 
-def edit_with_saved(folder: str, images: torch.Tensor, device=None, batch_size: int = 64,
-                    progress: ProgressFn | None = None) -> torch.Tensor:
-    """Edit [-1, 1] images with a saved fine-tuned model: invert with its base model, generate with it."""
-    tuned = load_diffusion(folder, device)
+def load_saved_edit(name: str, device=None) -> tuple[DiffusionModel, DiffusionModel, dict]:
+    """(fine-tuned model, its base model, its DiffusionCLIP settings) of a model saved by ``run_edit``."""
+    try:
+        tuned = load_diffusion(name, device)
+    except LabError as err:
+        raise LabError(f"{err} Fine-tune a DiffusionCLIP model in the 'DiffusionCLIP editing' tab with 'Save the "
+                       "fine-tuned model as' set, or with python -m lab edit ... --save-as NAME.") from None
     cfg = tuned.info.get("diffusionclip")
     if not cfg:
-        raise LabError(f"{folder} is not a DiffusionCLIP fine-tuned model (no diffusionclip entry in training.json).")
-    base = load_diffusion(tuned.info.get("base_model") or cfg["model"], tuned.device)
+        raise LabError(f"{name} is not a DiffusionCLIP fine-tuned model (its training.json has no 'diffusionclip' "
+                       f"entry): choose one saved with 'Save the fine-tuned model as' (saved here: "
+                       f"{', '.join(saved_edit_models()) or 'none yet'}).")
+    base_name = tuned.info.get("base_model") or cfg["model"]
+    try:
+        base = load_diffusion(base_name, tuned.device)
+    except LabError as err:
+        raise LabError(f"{name} edits by inverting with its base model {base_name}, which is missing ({err}).") from None
+    return tuned, base, cfg
+
+
+def edit_with_pair(pair: tuple[DiffusionModel, DiffusionModel, dict], images: torch.Tensor, batch_size: int = 64,
+                   progress: ProgressFn | None = None) -> torch.Tensor:
+    """Edit [-1, 1] images with ``load_saved_edit``'s models: invert with the base model, generate with the tuned one."""
+    tuned, base, cfg = pair
     edited, _ = edit_batched(base.unet, tuned.unet, base.scheduler, images, cfg["t0"], cfg["n_inv_step"],
                              cfg["n_test_step"], batch_size, progress=progress)
     return edited
+
+
+def edit_with_saved(folder: str, images: torch.Tensor, device=None, batch_size: int = 64,
+                    progress: ProgressFn | None = None) -> torch.Tensor:
+    """Edit [-1, 1] images with a saved fine-tuned model: invert with its base model, generate with it."""
+    return edit_with_pair(load_saved_edit(folder, device), images, batch_size, progress)
 
 
 def edit_saved(name: str, data: str = "mnist", split: str = "test", n: int = 16, uploads: torch.Tensor | None = None,
                seed: int = 0, batch_size: int = 64, device=None, progress: ProgressFn | None = None) -> dict:
     """Edit ``uploads`` (or ``n`` images of a dataset split) with a saved fine-tuned model, no fine-tuning:
     {"originals", "edited", "grid", "model", "seconds"}."""
-    tuned = load_diffusion(name, device)
-    if "diffusionclip" not in tuned.info:
-        raise LabError(f"{name} is not a DiffusionCLIP fine-tuned model: choose one saved with 'Save the "
-                       f"fine-tuned model as' (saved here: {', '.join(saved_edit_models()) or 'none yet'}).")
+    pair = load_saved_edit(name, device)
+    tuned = pair[0]
     if uploads is None:
         if not 1 <= n <= 10000:
             raise LabError(f"Edit between 1 and 10000 dataset images, not {n}.")
         uploads = load_dataset(data, split, size=tuned.size, channels=tuned.channels, limit=n, seed=seed).to_float()
     started = time.perf_counter()
-    edited = edit_with_saved(name, uploads, tuned.device, batch_size, progress)
+    edited = edit_with_pair(pair, uploads, batch_size, progress)
     shown = min(len(uploads), 16)
     grid = label_columns(trajectory_grid([uploads[:shown], edited[:shown]], scale=2), ["original", "edited"],
                          cell=tuned.size * 2)

@@ -9,8 +9,6 @@ does not redo them.
 """
 from __future__ import annotations
 
-import json
-import statistics
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -23,9 +21,11 @@ from lab.config import resolve_device
 from lab.data import load_dataset
 from lab.data.imageset import ImageSet
 from lab.errors import LabError
+from lab.metrics import mean_std
 from lab.experiments.translate import match_channels, translate
 from lab.models.store import resolve_model_path
 from lab.progress import ProgressFn
+from lab.runs import read_saved_run
 from lab.train.cnn import CNNTrainConfig, train_cnn
 
 
@@ -180,12 +180,6 @@ def load_task_data(config: SSDAConfig, channels: int) -> TaskData:
 
 # --- the experiment ----------------------------------------------------------------------------
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    if not values:
-        return float("nan"), float("nan")
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 @dataclass
 class SSDAResult:
     config: SSDAConfig
@@ -206,8 +200,8 @@ class SSDAResult:
             runs = self.runs(condition)
             if not runs:
                 continue
-            src = _mean_std([r[-1]["source_acc"] for r in runs])
-            tgt = _mean_std([r[-1]["target_acc"] for r in runs])
+            src = mean_std([r[-1]["source_acc"] for r in runs])
+            tgt = mean_std([r[-1]["target_acc"] for r in runs])
             out.append({"training set": condition, "what": CONDITIONS[condition], "seeds": len(runs),
                         "source_acc_mean": src[0], "source_acc_std": src[1],
                         "target_acc_mean": tgt[0], "target_acc_std": tgt[1]})
@@ -240,7 +234,7 @@ class SSDAResult:
                 continue
             epochs = [e["epoch"] for e in runs[0]]
             for key, name in (("target_acc", "target test"), ("source_acc", "source test")):
-                stats = [_mean_std([r[i][key] for r in runs if i < len(r)]) for i in range(len(epochs))]
+                stats = [mean_std([r[i][key] for r in runs if i < len(r)]) for i in range(len(epochs))]
                 series[f"{condition} · {name}"] = [m for m, _ in stats]
                 errors[f"{condition} · {name}"] = [s for _, s in stats]
         n = self.data.get("n_labelled", "?")
@@ -328,7 +322,7 @@ def run_ssda(config: SSDAConfig, progress: ProgressFn | None = None, record=None
         "size": config.spec.size, "channels": channels})
     if needs_editor:
         edited, info = translate(config.editor_name, data.source_train.images, config.translate_batch_size, device,
-                                 progress=lambda d, t, desc: say(d, t, desc))
+                                 progress=say)
         result.adapted, result.translation = match_channels(edited, channels), info
     if "oracle" in config.conditions and data.target_train is None:
         raise LabError("The oracle needs labelled target training images, which a folder task does not have: "
@@ -362,11 +356,8 @@ def run_ssda(config: SSDAConfig, progress: ProgressFn | None = None, record=None
 def load_result(folder: str | Path) -> SSDAResult:
     """A finished (or stopped) run from its folder."""
     folder = Path(folder)
-    try:
-        summary = json.loads((folder / "result.json").read_text())
-        config = SSDAConfig.from_dict(json.loads((folder / "config.json").read_text()))
-    except (OSError, json.JSONDecodeError) as err:
-        raise LabError(f"{folder} is not a batch-adaptation run folder (no readable result.json/config.json).") from err
+    summary, values = read_saved_run(folder, "batch-adaptation")
+    config = SSDAConfig.from_dict(values)
     result = SSDAResult(config, histories=summary.get("histories", {}), translation=summary.get("translation", {}),
                         data=summary.get("data", {}), seconds=summary.get("seconds", 0.0))
     pairs = folder / "translations.safetensors"

@@ -15,28 +15,9 @@ from safetensors.torch import load_file, save_file
 from lab.config import get_settings, resolve_device
 from lab.data.imageset import to_uint8
 from lab.errors import LabError
-from lab.models.store import load_diffusion
+from lab.experiments.edit import edit_with_pair, load_saved_edit
 from lab.progress import ProgressFn
-from lab.train.diffusionclip import edit_batched, unet_fingerprint
-
-
-def _load_editor(name: str, device):
-    try:
-        tuned = load_diffusion(name, device)
-    except LabError as err:
-        raise LabError(f"The DiffusionCLIP model {name!r} is not available ({err}). Fine-tune one in the "
-                       "'DiffusionCLIP editing' tab with 'Save the fine-tuned model as' set, or from the terminal: "
-                       "python -m lab edit ... --save-as NAME, then choose it here.") from None
-    cfg = tuned.info.get("diffusionclip")
-    if not cfg:
-        raise LabError(f"{name} is not a DiffusionCLIP fine-tuned model (its training.json has no 'diffusionclip' "
-                       "entry): choose one saved by the editing tab.")
-    base_name = tuned.info.get("base_model") or cfg["model"]
-    try:
-        base = load_diffusion(base_name, tuned.device)
-    except LabError as err:
-        raise LabError(f"{name} edits by inverting with its base model {base_name}, which is missing ({err}).") from None
-    return tuned, base, cfg
+from lab.train.diffusionclip import unet_fingerprint
 
 
 def translate(editor: str, images: torch.Tensor, batch_size: int = 64, device=None,
@@ -45,10 +26,9 @@ def translate(editor: str, images: torch.Tensor, batch_size: int = 64, device=No
     the fine-tuned one). Every batch is cached under ``LAB_CACHE_DIR/translations/<key>/``; returns
     (uint8 images in the editor's channels, {"cached_batches", "batches", "seconds", "images_per_s"})."""
     device = resolve_device(device)
-    tuned, base, cfg = _load_editor(editor, device)
-    x = images
-    if x.shape[1] != tuned.channels:
-        x = x.float().mean(1, keepdim=True).round().to(torch.uint8) if tuned.channels == 1 else x.expand(-1, 3, -1, -1)
+    pair = load_saved_edit(editor, device)
+    tuned, base, cfg = pair
+    x = match_channels(images, tuned.channels)
     if x.shape[-1] != tuned.size:
         raise LabError(f"{editor} edits {tuned.size}-px images, these are {x.shape[-1]} px.")
     h = hashlib.sha1(f"{unet_fingerprint(tuned.unet)}|{unet_fingerprint(base.unet)}|{cfg['t0']}|"
@@ -67,9 +47,7 @@ def translate(editor: str, images: torch.Tensor, batch_size: int = 64, device=No
             except Exception:  # noqa: BLE001 — a truncated cache file: translate again
                 edited = None
         if edited is None:
-            result, _ = edit_batched(base.unet, tuned.unet, base.scheduler, chunk.float().div(127.5).sub(1),
-                                     cfg["t0"], cfg["n_inv_step"], cfg["n_test_step"], batch_size)
-            edited = to_uint8(result)
+            edited = to_uint8(edit_with_pair(pair, chunk.float().div(127.5).sub(1), batch_size))
             computed += len(chunk)
             tmp = path.with_suffix(".tmp")
             save_file({"images": edited.contiguous()}, tmp)

@@ -70,11 +70,11 @@ def editor_info(editor) -> str:
 def _task_changed(task):
     spec = TASKS.get(task)
     if spec is None:
-        return gr.update(), gr.update(), gr.update()
+        return gr.update(), gr.update(), gr.update(), gr.update()
     editors = editor_models()
     value = spec.editor if spec.editor in editors else (editors[0] if editors else None)
     return (gr.Dropdown(choices=editors, value=value), gr.Number(value=spec.n_labelled),
-            gr.Textbox(visible=task == "folder"))
+            gr.Textbox(visible=task == "folder"), gr.Textbox(value=spec.editor))
 
 
 def _info(result: SSDAResult, run_dir: Path) -> str:
@@ -184,8 +184,7 @@ def build():
             files = gr.File(label="Export: figure (PNG/SVG/PDF/HTML), curves and table (CSV), configuration (JSON), "
                                   "gallery, and the whole run as one zip", file_count="multiple", interactive=False)
 
-    task.change(_task_changed, task, [editor, n_labelled, target_path], api_name=False)
-    task.change(lambda t: gr.Textbox(value=TASKS[t].editor if t in TASKS else ""), task, new_name, api_name=False)
+    task.change(_task_changed, task, [editor, n_labelled, target_path, new_name], api_name=False)
     editor.change(editor_info, editor, about, api_name=False)
     outputs = [info, table, plot, gallery, folder, files]
     events = [
