@@ -5,7 +5,8 @@ import os
 
 import gradio as gr
 
-from lab.ui import common, conditional, dann, denoise, discovery, edit, ssda
+from lab.config import get_settings
+from lab.ui import common, conditional, dann, denoise, discovery, edit, history, ssda
 
 TITLE = "Diffusion Domain Lab"
 
@@ -27,15 +28,26 @@ def build_app() -> gr.Blocks:
                 edit.build()
             with gr.Tab("Batch adaptation + CNN evaluation", id="ssda"):
                 ssda.build()
+            with gr.Tab("History", id="history"):
+                history.build()
     return demo
+
+
+MAX_FILE_SIZE = "20mb"  # per uploaded file; the server refuses larger ones (images are also capped in pixels)
+
+
+def launch_kwargs() -> dict:
+    """How the app is served (``main`` and the tests): uploads capped, no tracebacks shown to users."""
+    return dict(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+                max_file_size=MAX_FILE_SIZE, show_error=False,
+                allowed_paths=[str(get_settings().runs_dir)])  # run files (exports, History) may lie outside cwd
 
 
 def main() -> None:
     demo = build_app()
     demo.queue(default_concurrency_limit=2, max_size=64)
-    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-                server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-                max_file_size="20mb", show_error=False)
+    demo.launch(**launch_kwargs())
 
 
 if __name__ == "__main__":

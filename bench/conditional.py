@@ -31,7 +31,7 @@ from lab.errors import LabError  # noqa: E402
 from lab.experiments.conditional import ConditionalConfig, run_grid  # noqa: E402
 
 METHODS = ("label-embed", "condnorm", "auxclf", "classifier-guidance", "cfg")
-SCALES = {"cfg": "1,2,3,5", "classifier-guidance": "1,3,5,10", "auxclf": "1,5,10,20"}
+SCALES = {"cfg": "1,2,3,5", "classifier-guidance": "1,3,10,30,100", "auxclf": "1,3,10,30"}
 
 
 def key(method: str) -> str:

@@ -106,7 +106,8 @@ def _train_ddpm(args, progress, config) -> dict:
     from lab.train.recipes import train_diffusion
 
     return {"saved": str(train_diffusion("ddpm", args.out, **_data_kwargs(args), config=config,
-                                         resume=not args.no_resume, command=_command_line(), progress=progress))}
+                                         resume=not args.no_resume, command=_command_line(), progress=progress,
+                                         init_from=getattr(args, "init_from", None)))}
 
 
 @trainer("score", _score_args)

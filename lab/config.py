@@ -21,6 +21,7 @@ class Settings:
     cache_dir: Path       # LAB_CACHE_DIR: inverted latents, translated images
     device: str           # LAB_DEVICE: auto | cpu | cuda | cuda:1 | mps
     offline: bool         # HF_HUB_OFFLINE=1 or LAB_OFFLINE=1: never try to download
+    extra_roots: tuple[Path, ...] = ()  # LAB_MODEL_ROOTS: more folders the app may read models and images from
 
 
 def _path(var: str, default: str) -> Path:
@@ -37,7 +38,35 @@ def get_settings() -> Settings:
         cache_dir=_path("LAB_CACHE_DIR", "./cache"),
         device=os.environ.get("LAB_DEVICE", "auto"),
         offline=os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("LAB_OFFLINE") == "1",
+        extra_roots=tuple(Path(p).expanduser() for p in os.environ.get("LAB_MODEL_ROOTS", "").split(os.pathsep)
+                          if p.strip()),
     )
+
+
+def allowed_roots() -> list[Path]:
+    """The folders whose models, images and runs the app may open: checkpoints, runs, data, LAB_MODEL_ROOTS."""
+    s = get_settings()
+    roots = [s.checkpoint_dir, s.runs_dir, s.data_dir, *s.extra_roots]
+    return list(dict.fromkeys(r.resolve() for r in roots))
+
+
+def inside_allowed(value, what: str = "The path") -> Path:
+    """``value`` as a resolved path (symbolic links and '..' followed) that lies inside an allowed root;
+    LabError otherwise. Relative paths are taken from the working folder, as the engine does."""
+    text = str(value or "").strip()
+    if not text or "\x00" in text or len(text) > 4096:
+        raise LabError(f"{what} is not a usable path: give a folder under {', '.join(map(str, allowed_roots()))}.")
+    path = Path(text).expanduser()
+    try:
+        path = (path if path.is_absolute() else Path.cwd() / path).resolve()
+    except (OSError, RuntimeError) as err:
+        raise LabError(f"{what} {text[:200]!r} cannot be resolved ({err.__class__.__name__}).") from None
+    roots = allowed_roots()
+    if not any(path.is_relative_to(root) for root in roots):
+        raise LabError(f"{what} {text[:200]!r} is outside the allowed folders ({', '.join(map(str, roots))}): "
+                       "put it under one of them, or add its folder to LAB_MODEL_ROOTS "
+                       f"(several separated by '{os.pathsep}').")
+    return path
 
 
 def resolve_device(name: str | None = None) -> torch.device:

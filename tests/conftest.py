@@ -18,6 +18,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # one cache for the session (decoded datasets); tests of caching use their own folder
 os.environ.setdefault("LAB_CACHE_DIR", tempfile.mkdtemp(prefix="lab-cache-"))
+# the tests' tiny models and image folders live in temp folders: the app may open models and images there
+os.environ.setdefault("LAB_MODEL_ROOTS", tempfile.gettempdir())
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
@@ -29,6 +31,18 @@ needs_mnist = pytest.mark.skipif(not _has("MNIST/raw"), reason="MNIST files not 
 needs_fashion = pytest.mark.skipif(not _has("FashionMNIST/raw"), reason="Fashion-MNIST not in LAB_DATA_DIR")
 needs_usps = pytest.mark.skipif(not _has("usps/usps.h5"), reason="usps.h5 not in LAB_DATA_DIR")
 needs_utkface = pytest.mark.skipif(not _has("utkface/images"), reason="UTKFace not in LAB_DATA_DIR")
+
+
+def _shipped(name: str) -> bool:
+    folder = ROOT / "checkpoints" / name
+    return any((folder / f).exists() for f in ("model_index.json", "training.json", "open_clip_config.json"))
+
+
+def needs_checkpoints(*names: str):
+    """Skip, saying which, unless every named model is shipped in checkpoints/ (the cards hold their commands)."""
+    missing = [n for n in names if not _shipped(n)]
+    return pytest.mark.skipif(bool(missing), reason=f"checkpoints not shipped: {', '.join(missing)} "
+                                                    "(each card / docs/RESULTS.md has the command that trains it)")
 
 
 @pytest.fixture(autouse=True)

@@ -1,60 +1,304 @@
-"""Headless Chromium (Debian's chromium, driven by Playwright) opens the whole app as a person would.
+"""Headless Chromium (Debian's chromium, driven by Playwright) opens the whole app as a person would: it visits
+every tab, runs a small job in each with the shipped checkpoints, waits for the result and downloads the tab's
+export (the "Export: …" file list, its zip preferred), checking the file by its magic bytes.
 
-Screenshots go to test-artifacts/ (ignored by git). Skipped, with the reason, where no Chromium is installed.
+A full-page screenshot of each tab goes to test-artifacts/<tab>.png (ignored by git), written even when the test
+fails. Skipped, with the reason, where no Chromium (or no Playwright) is installed. About 2-3 minutes on 2 CPU cores.
 """
+from __future__ import annotations
+
+import contextlib
 import shutil
+import time
+import zipfile
+from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, free_port
+from conftest import ROOT, free_port, needs_checkpoints, needs_fashion, needs_mnist, needs_usps
 
 CHROMIUM = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
 ARTIFACTS = ROOT / "test-artifacts"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
          "--disable-component-update", "--no-first-run"]
+EXPORT_LINKS = ("xpath=//label[@data-testid='block-label'][starts-with(normalize-space(.), 'Export')]"
+                "/ancestor::div[contains(concat(' ', @class, ' '), ' block ')][1]//a[@data-testid='download-link']")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on PATH (Debian: apt-get install chromium)")]
 
 
-@pytest.fixture(scope="module")
-def app_url():
-    from app import build_app
+shipped = needs_checkpoints
 
-    demo = build_app()
-    demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True)
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    """One runs folder for the whole module, so the History tab sees the runs of the other tabs."""
+    folder = tmp_path_factory.mktemp("browser-runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAB_RUNS_DIR", str(folder))
+        yield folder
+
+
+@pytest.fixture(autouse=True)
+def _isolated_runs(runs_dir):
+    """Overrides conftest's per-test runs folder with the module's one."""
+    yield
+
+
+@pytest.fixture(scope="module")
+def app_url(runs_dir):
+    import app
+
+    demo = app.build_app()
+    demo.queue(default_concurrency_limit=2, max_size=64)  # as app.main serves it
+    kwargs = app.launch_kwargs() if hasattr(app, "launch_kwargs") else {}
+    kwargs.update(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    _, url, _ = demo.launch(**kwargs)
     yield url
     demo.close()
 
 
 @pytest.fixture(scope="module")
 def page(app_url):
-    from playwright.sync_api import sync_playwright
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
+    shutil.rmtree(ARTIFACTS / "downloads", ignore_errors=True)  # only this session's downloads
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
+    with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page.set_default_timeout(20_000)
         page.goto(app_url, wait_until="networkidle")
         yield page
         browser.close()
 
 
+# --- helpers -------------------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def on_tab(page, name: str, artifact: str):
+    """Select the tab ``name``; afterwards (passed or failed) save a full-page screenshot as ``artifact``.png."""
+    try:
+        page.get_by_role("tab", name=name, exact=True).click()
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(ARTIFACTS / f"{artifact}.png"), full_page=True)
+
+
+def visible(locator):
+    return locator.filter(visible=True).first
+
+
+def set_value(page, label: str, value) -> None:
+    """Type ``value`` into the number box of the slider or number field labelled ``label`` (or a textbox)."""
+    box = page.locator(f'input[aria-label="number input for {label}"]').filter(visible=True)
+    if not box.count():
+        box = page.get_by_label(label, exact=True).filter(visible=True)
+    box = box.first
+    box.wait_for()
+    for _ in range(3):
+        box.fill(str(value))
+        box.press("Tab")  # commit (blur), as a person leaving the field
+        page.wait_for_timeout(150)
+        if _same(box.input_value(), value):
+            return
+    pytest.fail(f"could not set {label!r} to {value!r} (it shows {box.input_value()!r})")
+
+
+def _same(shown: str, value) -> bool:
+    try:
+        return float(shown) == float(value)
+    except ValueError:
+        return shown == str(value)
+
+
+def click_button(page, name: str) -> None:
+    visible(page.get_by_role("button", name=name, exact=True)).click()
+
+
+def set_checks(page, choices: dict[str, str], wanted: set[str]) -> None:
+    """Tick exactly ``wanted`` among a checkbox group's ``choices`` (key → shown label)."""
+    for key, label in choices.items():
+        box = visible(page.get_by_role("checkbox", name=label, exact=True))
+        box.set_checked(key in wanted)
+
+
+def wait_for_result(page, text: str, timeout_s: float) -> None:
+    """Wait until ``text`` shows; fail at once with the message of an error toast."""
+    deadline = time.monotonic() + timeout_s
+    target = page.get_by_text(text).filter(visible=True)
+    errors = page.locator(".toast-body.error, [data-testid='toast-body'].error")
+    while time.monotonic() < deadline:
+        if target.count():
+            return
+        if errors.count():
+            pytest.fail(f"the app reported an error: {errors.first.inner_text()}")
+        page.wait_for_timeout(500)
+    pytest.fail(f"no result ({text!r}) within {timeout_s:.0f} s")
+
+
+def wait_for_image(page, label: str) -> None:
+    """An image component labelled ``label`` shows a picture."""
+    block = page.locator("div.block", has=page.locator("label[data-testid='block-label']", has_text=label))
+    visible(block.locator("img")).wait_for(timeout=20_000)
+
+
+def download_export(page, tab: str, fallback_label: str | None = None, timeout_s: float = 60) -> Path:
+    """Download a file of the tab's "Export: …" list (the zip of the run if offered, else the first file; or, where a
+    tab has no Export list, the list labelled ``fallback_label``) and check it: not empty, a valid zip or PNG."""
+    links = page.locator(EXPORT_LINKS).filter(visible=True)
+    if fallback_label is not None:
+        block = page.locator("div.block", has=page.locator("label[data-testid='block-label']",
+                                                           has_text=fallback_label))
+        links = links.or_(block.locator("a[data-testid='download-link']").filter(visible=True))
+    deadline = time.monotonic() + timeout_s
+    while not links.count() and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+    assert links.count(), "no export file was offered after the run"
+    names = [links.nth(i).get_attribute("download") or "" for i in range(links.count())]
+    pick = next((i for i, n in enumerate(names) if n.endswith(".zip")), 0)
+    with page.expect_download(timeout=30_000) as info:
+        links.nth(pick).click()
+    download = info.value
+    path = Path(download.path())
+    data = path.read_bytes()
+    assert data, f"{download.suggested_filename} is empty"
+    name = download.suggested_filename.lower()
+    if name.endswith(".zip"):
+        with zipfile.ZipFile(path) as zf:
+            assert zf.namelist() and zf.testzip() is None, f"{name} is not a valid zip"
+    elif name.endswith(".png"):
+        assert data.startswith(PNG_MAGIC), f"{name} is not a PNG"
+    saved = ARTIFACTS / "downloads" / f"{tab}-{download.suggested_filename}"
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, saved)
+    return saved
+
+
+# --- one test per tab ------------------------------------------------------------------------------------------------
+
 def test_app_opens_on_the_denoising_tab(page):
     page.get_by_role("tab", name="Denoising steps").wait_for(timeout=30_000)
-    assert page.get_by_role("button", name="Generate").is_visible()
+    assert visible(page.get_by_role("button", name="Generate")).is_visible()
     assert "Diffusion Domain Lab" in page.title()
-    page.screenshot(path=str(ARTIFACTS / "denoise-tab.png"), full_page=True)
+    tabs = [t.inner_text().strip() for t in page.get_by_role("tab").all()]
+    for name in ("Denoising steps", "Class-conditional sampling", "DANN stage comparison", "Domain discovery",
+                 "DiffusionCLIP editing", "Batch adaptation + CNN evaluation"):
+        assert name in tabs
+    page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
 
 
-@pytest.mark.skipif(not (ROOT / "checkpoints" / "ddpm-mnist" / "model_index.json").exists(),
-                    reason="checkpoints/ddpm-mnist is not shipped")
-def test_generate_shows_the_grid(page):
-    page.get_by_role("tab", name="Denoising steps").click()
-    page.get_by_role("button", name="Generate").click()
-    # the trajectory grid appears as an <img> inside the "Denoising trajectory" component
-    page.locator("img[src*='grid'], img[src*='image']").first.wait_for(timeout=60_000)
-    page.get_by_text("snapshots in").wait_for(timeout=60_000)
-    page.screenshot(path=str(ARTIFACTS / "denoise-grid.png"), full_page=True)
-    assert page.get_by_text("Saved in").is_visible()
+@shipped("ddpm-mnist")
+def test_denoising_tab(page):
+    with on_tab(page, "Denoising steps", "denoise"):
+        set_value(page, "Steps (DDPM / DDIM)", 10)
+        set_value(page, "Number of images (rows)", 2)
+        set_value(page, "Snapshots (columns)", 5)
+        click_button(page, "Generate")
+        wait_for_result(page, "2 images × 5 snapshots in", 60)
+        wait_for_image(page, "Denoising trajectory")
+        download_export(page, "denoise", fallback_label="Grid as PNG (full resolution)")
+
+
+@needs_mnist
+@shipped("cfg-mnist", "classifier-mnist")
+def test_conditional_tab(page):
+    with on_tab(page, "Class-conditional sampling", "conditional"):
+        set_value(page, "Sampling steps", 10)
+        set_value(page, "Samples per class (the grid shows up to 10; the metrics use all)", 1)
+        visible(page.get_by_label("FID per class (judge features)", exact=True)).uncheck()
+        click_button(page, "Generate")
+        wait_for_result(page, "Sampling took", 120)
+        wait_for_image(page, "One row per class")
+        download_export(page, "conditional", fallback_label="Grid PNG, per-class CSV")
+
+
+@needs_mnist
+@needs_usps
+def test_dann_tab(page):
+    from lab.models.dann import PLACEMENTS
+
+    with on_tab(page, "DANN stage comparison", "dann"):
+        set_checks(page, {k: f"{k}: {v}" for k, v in PLACEMENTS.items() if k not in ("layer2", "layer3")},
+                   {"none"})
+        set_value(page, "Epochs", 1)
+        set_value(page, "Steps per epoch", 4)
+        set_value(page, "Batch per domain", 32)
+        visible(page.get_by_text("Optimisation, λ, data")).click()
+        visible(page.get_by_label("Source images (0 = all)", exact=True)).wait_for()
+        page.wait_for_timeout(500)  # the accordion's content settles
+        set_value(page, "Source images (0 = all)", 1500)
+        set_value(page, "Target images (0 = all)", 1500)
+        set_value(page, "Test images per epoch (0 = all)", 300)
+        click_button(page, "Compare placements")
+        wait_for_result(page, "PAD between the raw test images", 240)
+        download_export(page, "dann")
+
+
+@needs_mnist
+@needs_fashion
+@shipped("ddpm-mnist")
+def test_discovery_tab(page):
+    with on_tab(page, "Domain discovery", "discovery"):
+        set_value(page, "Few-shot target images", 2)
+        set_value(page, "DDIM steps between 0 and t0 (n_inv_step)", 5)
+        set_value(page, "t0 values", "300")
+        set_value(page, "Images per domain", 2)
+        click_button(page, "Reconstruct")
+        wait_for_result(page, "PSNR (dB) of x", 120)
+        visible(page.locator("div.block", has=page.locator("label[data-testid='block-label']",
+                                                            has_text="Per t0")).locator("img")).wait_for()
+        download_export(page, "discovery", fallback_label="CSV and figure")
+
+
+@needs_mnist
+@shipped("diffusionclip-mnist-sketch", "ddpm-mnist")
+def test_editing_tab_with_a_saved_model(page):
+    with on_tab(page, "DiffusionCLIP editing", "edit"):
+        saved = visible(page.get_by_label("Saved DiffusionCLIP model", exact=True))
+        saved.fill("diffusionclip-mnist-sketch")
+        saved.press("Enter")
+        set_value(page, "Images", 2)
+        click_button(page, "Edit with the saved model")
+        wait_for_result(page, "Edited 2 image(s) with diffusionclip-mnist-sketch", 120)
+        wait_for_image(page, "original | edited")
+        download_export(page, "edit")
+
+
+@needs_mnist
+@shipped("diffusionclip-mnist-sketch", "ddpm-mnist")
+def test_batch_adaptation_tab(page):
+    from lab.experiments.ssda import CONDITIONS
+
+    with on_tab(page, "Batch adaptation + CNN evaluation", "ssda"):
+        set_value(page, "n′ labelled source images", 20)
+        set_value(page, "Test images per domain", 50)
+        set_checks(page, CONDITIONS, {"original", "adapted"})
+        set_value(page, "Seeds (mean ± std over them)", "0")
+        set_value(page, "Epochs", 1)
+        set_value(page, "Batch size", 32)
+        click_button(page, "Translate and compare")
+        wait_for_result(page, "n′ = 20 labelled", 180)
+        wait_for_image(page, "Originals (top) and their translations (bottom)")
+        download_export(page, "ssda")
+
+
+def test_history_tab(page, runs_dir):
+    if not page.get_by_role("tab", name="History", exact=True).count():
+        pytest.skip("this app has no History tab")
+    if not any(runs_dir.iterdir()):
+        pytest.skip("no run was made by the tests above (their checkpoints or data are missing)")
+    with on_tab(page, "History", "history"):
+        click_button(page, "Refresh")
+        box = visible(page.get_by_label("Run (its id or folder)", exact=True))
+        box.click()
+        option = visible(page.get_by_role("option"))
+        option.wait_for(timeout=20_000)
+        option.click()
+        click_button(page, "Open")
+        page.wait_for_timeout(500)
+        download_export(page, "history", timeout_s=60)
+

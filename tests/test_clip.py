@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import ROOT, needs_mnist
+from conftest import ROOT, needs_checkpoints, needs_mnist
 from lab.clip import ARCH, load_clip, resolve_clip, save_clip_folder, vocabulary
 from lab.clip.vocab import captions, check_prompt
 from lab.errors import LabError
@@ -112,8 +112,7 @@ def test_contrastive_loss_decreases_on_a_tiny_corpus():
     assert losses[0] > 1.0 and sum(losses[-5:]) / 5 < 0.6 * losses[0]
 
 
-shipped = pytest.mark.skipif(not (ROOT / "checkpoints" / "clip-lab" / "open_clip_config.json").exists(),
-                             reason="checkpoints/clip-lab not trained yet")
+shipped = needs_checkpoints("clip-lab")
 
 
 @shipped

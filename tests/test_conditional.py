@@ -176,7 +176,7 @@ def test_save_load_round_trip_and_bad_folders(tmp_path):
         load_conditional(tmp_path / "empty")
     weights = tmp_path / "cn" / "diffusion_pytorch_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])            # truncated
-    with pytest.raises(LabError, match="incomplete or corrupt"):
+    with pytest.raises(LabError, match="diffusion_pytorch_model.safetensors is damaged.*re-download"):
         load_conditional(tmp_path / "cn")
     (tmp_path / "nc" / "config.json").write_text("{not json")
     with pytest.raises(LabError, match="not readable JSON"):

@@ -1,22 +1,14 @@
-"""The shipped MNIST conditional checkpoints really condition (skipped until they are trained).
+"""The shipped MNIST conditional checkpoints really condition (skipped where a checkpoint is not shipped).
 
 Every column of a grid starts from the same noise, so rows differ only by the requested digit;
 ``checkpoints/classifier-mnist`` (never used by a method) judges the samples. Chance is 0.1.
 """
-import pytest
 import torch
 
-from lab.config import get_settings
+from conftest import needs_checkpoints
 from lab.experiments.conditional import ConditionalConfig, paired_batch, run_grid
 
-CHECKPOINTS = get_settings().checkpoint_dir
-TRAIN = "the commands are in docs/RESULTS.md"
-
-
-def shipped(*names):
-    missing = [n for n in names if not ((CHECKPOINTS / n / "training.json").exists()
-                                        or (CHECKPOINTS / n / "model_index.json").exists())]
-    return pytest.mark.skipif(bool(missing), reason=f"checkpoints/{', '.join(missing)} not trained yet ({TRAIN})")
+shipped = needs_checkpoints
 
 
 def quick(method, model, scale, per_class=4, **kw) -> ConditionalConfig:
@@ -29,12 +21,6 @@ def rows_identical(result) -> bool:
     return bool((x - x[:1]).abs().max() < 1e-5)
 
 
-UNDERTRAINED = ("open (issue 3): bench/conditional.py --quick measured cfg-mnist (3,500 CPU steps) 0.855 at w = 1 but "
-                "0.52 / 0.10 at w = 2 / 3, classifier guidance 0.36 at s = 1 and falling with larger scales; the "
-                "guided samples degrade instead of sharpening")
-
-
-@pytest.mark.xfail(strict=True, reason=UNDERTRAINED)
 @shipped("cfg-mnist", "classifier-mnist")
 def test_cfg_same_noise_different_labels_gives_the_requested_digits():
     guided = run_grid(quick("cfg", "cfg-mnist", 3.0))
@@ -50,7 +36,6 @@ def test_cfg_w0_is_the_unconditional_path():
     assert rows_identical(result)                               # the label has no effect at w = 0
 
 
-@pytest.mark.xfail(strict=True, reason=UNDERTRAINED)
 @shipped("ddpm-mnist", "noisy-classifier-mnist", "classifier-mnist")
 def test_classifier_guidance_conditions_an_unconditional_ddpm():
     result = run_grid(quick("classifier-guidance", "ddpm-mnist", 5.0, classifier="noisy-classifier-mnist"))
@@ -94,7 +79,6 @@ def test_condnorm_labels_change_the_samples():
     assert result.metrics.accuracy > 0.2
 
 
-@pytest.mark.xfail(strict=True, reason=UNDERTRAINED)
 @shipped("auxclf-mnist", "classifier-mnist")
 def test_auxclf_cannot_condition_without_its_head_but_can_with_it():
     off = run_grid(quick("auxclf", "auxclf-mnist", 0.0, per_class=2))

@@ -126,7 +126,7 @@ def test_tab_answers_through_gradio_client(launch_tab):
         client.predict(*bad, api_name="/dann_compare")
     bad = list(settings)
     bad[0], bad[1] = "officehome", "/nowhere/OfficeHome"
-    with pytest.raises(AppError, match="does not exist"):
+    with pytest.raises(AppError, match="outside the allowed folders"):  # the app opens no folder outside them
         client.predict(*bad, api_name="/dann_compare")
     with pytest.raises(AppError, match="not a run folder"):
         client.predict("/etc", "none / seed 0", "domain", api_name="/dann_tsne")

@@ -118,3 +118,18 @@ def test_bad_eta_and_langevin_settings():
         ddim_sample(gaussian_eps(scheduler), torch.zeros(1, 1, 2, 2), scheduler, eta=1.5)
     with pytest.raises(LabError, match="step size"):
         annealed_langevin(lambda x, s: x, torch.zeros(1, 1, 2, 2), geometric_sigmas(1, 0.1, 3), step_lr=0)
+
+
+def test_clipped_ddim_step_uses_the_epsilon_of_the_clipped_x0():
+    """With x̂0 clipping, DDIM must step with ε re-derived from the clipped x̂0 (DDIM paper, guided-diffusion):
+    keeping the raw ε beside a clipped x̂0 is what made guided samples drift off the data."""
+    scheduler = make_ddpm_scheduler()
+    x = torch.zeros(1, 1, 2, 2)
+    traj = ddim_sample(lambda x, t: torch.full_like(x, 0.5), x, scheduler, num_steps=2, snapshots=3)
+    ab = scheduler.alphas_cumprod
+    t, prev = 500, 0                                               # 2 "leading" steps of 1000: 500 → 0
+    x0 = ((x - (1 - ab[t]).sqrt() * 0.5) / ab[t].sqrt()).clamp(-1, 1)
+    assert x0.max() == -1                                          # the raw x̂0 (−1.7) is clipped
+    eps = (x - ab[t].sqrt() * x0) / (1 - ab[t]).sqrt()
+    expected = ab[prev].sqrt() * x0 + (1 - ab[prev]).sqrt() * eps
+    torch.testing.assert_close(traj.snapshots[1], expected, atol=1e-6, rtol=0)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from conftest import ROOT, needs_mnist
+from conftest import needs_checkpoints, needs_mnist
 from test_clip import _one_thread, tiny_clip  # noqa: F401 — shared fixtures
 from lab.clip import load_clip
 from lab.diffusion.samplers import ddim_invert, ddim_sample, ddim_timesteps
@@ -104,8 +104,7 @@ def test_generation_equals_the_lab_sampler_and_inversion_round_trips(tiny_ddpm):
     assert err[50] < 1e-3 * x.var().item() and err[50] < err[10]
 
 
-shipped_ddpm = pytest.mark.skipif(not (ROOT / "checkpoints" / "ddpm-mnist" / "model_index.json").exists(),
-                                  reason="checkpoints/ddpm-mnist not trained yet")
+shipped_ddpm = needs_checkpoints("ddpm-mnist")
 
 
 @shipped_ddpm
@@ -186,8 +185,10 @@ def test_uploaded_images_of_wrong_size_or_mode_are_refused():
         check_image(Image.new("L", (64, 64)), 28, 1)
     with pytest.raises(LabError, match="colour \\(RGB\\), but the model is grey"):
         check_image(Image.new("RGB", (28, 28)), 28, 1)
-    with pytest.raises(LabError, match="mode CMYK is not supported"):
+    with pytest.raises(LabError, match="colour \\(RGB\\), but the model is grey"):  # CMYK is converted to RGB
         check_image(Image.new("CMYK", (28, 28)), 28, 1)
+    assert check_image(Image.new("CMYK", (28, 28)), 28, 3).shape == (3, 28, 28)
+    assert check_image(Image.new("I;16", (28, 28), 65535), 28, 1).max() == 1.0  # 16-bit grey, scaled to 8 bits
     fitted = check_image(Image.new("RGB", (90, 60), (255, 0, 0)), 28, 1, fit=True)
     assert fitted.shape == (1, 28, 28) and -1 <= fitted.min() and fitted.max() <= 1
 
@@ -236,8 +237,10 @@ def client(tiny_clip, request):
 def test_tab_edits_and_answers_bad_inputs_with_messages(client, tiny_ddpm, tiny_clip, tmp_path):
     from gradio_client import handle_file
 
-    grid, plot, info = client.predict(model=str(tiny_ddpm), clip=str(tiny_clip), **RUN, api_name="/edit_run")
+    grid, plot, info, export = client.predict(model=str(tiny_ddpm), clip=str(tiny_clip), **RUN, api_name="/edit_run")
     assert Image.open(grid).width > 3 * 28 and "CLIP direction" in info and "Inversion MSE" in info
+    names = {Path(f).name for f in export}
+    assert {"edit_grid.png", "losses.csv", "losses.html", "versions.json"} <= names and export[-1].endswith(".zip")
     for change, message in [(dict(target=""), "target text is empty"),
                             (dict(target="a watercolor digit"), "never saw: watercolor"),
                             (dict(source="a digit " * 30), "characters long")]:
@@ -260,8 +263,8 @@ def test_tab_edits_an_uploaded_digit(client, tiny_ddpm, tiny_clip, tmp_path):
 
     path = tmp_path / "digit.png"
     Image.new("L", (28, 28), 0).save(path)
-    grid, _, info = client.predict(model=str(tiny_ddpm), clip=str(tiny_clip),
-                                   **{**RUN, "files": [handle_file(str(path))]}, api_name="/edit_run")
+    grid, _, info, _ = client.predict(model=str(tiny_ddpm), clip=str(tiny_clip),
+                                      **{**RUN, "files": [handle_file(str(path))]}, api_name="/edit_run")
     assert "1 images edited" in info.replace("**", "") or "1 fine-tuning images" in info
 
 
@@ -295,8 +298,9 @@ def test_tab_and_cli_edit_with_a_saved_model(client, tiny_ddpm, tiny_clip, tmp_p
     monkeypatch.setenv("LAB_CHECKPOINT_DIR", str(tmp_path / "ckpt"))
     monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
     tuned = run_edit(_config(tiny_ddpm, tiny_clip, save_as="tuned"))
-    grid, info = client.predict("tuned", None, False, "mnist", "test", 3, api_name="/edit_saved")
+    grid, info, export = client.predict("tuned", None, False, "mnist", "test", 3, api_name="/edit_saved")
     assert Image.open(grid).width > 2 * 28 and "Edited 3 image(s)" in info and "tuned" in info
+    assert any(f.endswith("edit_grid.png") for f in export) and export[-1].endswith(".zip")
     for name, message in [("", "Choose a saved"), (str(tiny_ddpm), "not a DiffusionCLIP"), ("nope", "No model folder")]:
         with pytest.raises(Exception, match=message):
             client.predict(name, None, False, "mnist", "test", 3, api_name="/edit_saved")

@@ -1,19 +1,13 @@
 """The shipped MNIST diffusion models: the DDIM round trip reconstructs real test digits, and the samples
 are digits the shipped classifier recognises. Skipped (with the reason) where a model is not shipped."""
-import pytest
 import torch
 
-from conftest import ROOT, needs_mnist
+from conftest import needs_checkpoints, needs_mnist
 from lab.data import load_dataset
 from lab.diffusion.samplers import ddim_invert, ddim_sample
 from lab.models.store import load_diffusion
 
-CHECKPOINTS = ROOT / "checkpoints"
-
-
-def shipped(name: str):
-    return pytest.mark.skipif(not (CHECKPOINTS / name / "model_index.json").exists(),
-                              reason=f"checkpoints/{name} is not shipped (docs/RESULTS.md has the command)")
+shipped = needs_checkpoints
 
 
 # Measured on these 16 MNIST test digits: the full chain (t = 999) with 50 steps gives MSE ≈ 0.004 in [-1, 1]
@@ -37,7 +31,7 @@ def test_ddim_inversion_then_sampling_reconstructs_real_test_digits():
 
 
 @shipped("ddpm-mnist")
-@pytest.mark.skipif(not (CHECKPOINTS / "classifier-mnist").exists(), reason="classifier-mnist is not shipped")
+@needs_checkpoints("classifier-mnist")
 def test_shipped_ddpm_samples_are_recognisable_digits_of_every_class():
     from lab.metrics.quality import sample_quality
 

@@ -89,3 +89,17 @@ def test_bad_training_settings():
         TrainConfig(lr=5).validate()
     with pytest.raises(LabError, match="steps"):
         TrainConfig(steps=0).validate()
+
+
+@needs_mnist
+def test_init_from_continues_from_saved_weights_and_refuses_another_kind(tmp_path):
+    config = TrainConfig(steps=2, batch_size=8, checkpoint_every=100, log_every=1, ema_decay=None)
+    first = train_diffusion("ddpm", tmp_path / "first", limit=32, config=config)
+    zero = TrainConfig(steps=1, batch_size=8, lr=1e-12, warmup=0, checkpoint_every=100, ema_decay=None)
+    again = train_diffusion("ddpm", tmp_path / "again", limit=32, config=zero, init_from=str(first))
+    a, b = load_diffusion(first).unet.state_dict(), load_diffusion(again).unet.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)       # it started where the first one ended
+    assert json.loads((again / "training.json").read_text())["init_from"] == str(first)
+    score = train_diffusion("score", tmp_path / "score", limit=32, config=config)
+    with pytest.raises(LabError, match="score model"):
+        train_diffusion("ddpm", tmp_path / "bad", limit=32, config=config, init_from=str(score))

@@ -52,10 +52,14 @@ def resolve_clip(name: str, pretrained: str | None = None) -> ClipSpec:
     text = str(name or "").strip()
     if not text:
         raise LabError("No CLIP model was given: use clip-lab (shipped), a folder, or e.g. ViT-B-32 / openai.")
+    if len(text) > 1024 or "\x00" in text:
+        raise LabError(f"The CLIP name is {len(text)} characters long: use clip-lab (shipped), a folder, or e.g. "
+                       "ViT-B-32 / openai.")
     for folder in (Path(text).expanduser(), get_settings().checkpoint_dir / text):
         if folder.is_dir():
             if not (folder / "open_clip_config.json").exists():
-                raise LabError(f"{folder} is not an open_clip model folder (no open_clip_config.json).")
+                raise LabError(f"{folder} is not an open_clip model folder: it needs open_clip_config.json and "
+                               "open_clip_model.safetensors (as `python -m lab train clip` writes them).")
             return ClipSpec(f"local-dir:{folder}", None, folder, text)
     if pretrained is None and "/" in text:
         arch, _, tag = (p.strip() for p in text.partition("/"))
@@ -132,6 +136,11 @@ def load_clip(name: str = DEFAULT_CLIP, pretrained: str | None = None, device=No
     except LabError:
         raise
     except Exception as err:  # noqa: BLE001 — corrupt file, missing weights, network
+        from lab.models.store import damaged_weights
+
+        damaged = damaged_weights(spec.folder) if spec.folder is not None else None
+        if damaged:
+            raise LabError(damaged) from err
         raise LabError(f"CLIP {spec.label} could not be loaded ({type(err).__name__}: {err}).") from err
     vocabulary = None
     if spec.folder is not None and (spec.folder / "vocabulary.json").exists():

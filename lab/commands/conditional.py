@@ -28,7 +28,7 @@ def _add(p: argparse.ArgumentParser, name: str, **kwargs) -> None:
 def _conditioning_args(p: argparse.ArgumentParser) -> None:
     _add(p, "--init-from", default=None,
          help="conditional kinds: warm-start from this unconditional DDPM (e.g. ddpm-mnist): matching weights are "
-              "copied, the new conditioning layers start at zero")
+              "copied, the new conditioning layers start at zero; ddpm: continue from a saved DDPM's weights")
     _add(p, "--condition-on", default=None,
          help="conditional kinds: utkface gender|age|race; celeba attributes (the seed's 10, ±1) or one attribute")
     _add(p, "--p-uncond", type=float, default=None,

@@ -36,6 +36,8 @@ def config_from(args) -> DenoiseConfig:
 def _sample_args(p) -> None:
     _sampler_args(p)
     p.add_argument("--sweep", default=None, help="comma-separated step counts, e.g. 10,100,1000")
+    p.add_argument("--metric-images", type=int, default=0,
+                   help="--sweep: extra images per step count for the quality measure (0: the grid's own)")
 
 
 @command("sample", "denoising-trajectory grid (rows: images, columns: steps), or a step-count sweep",
@@ -47,8 +49,9 @@ def _sample(args, progress) -> dict:
     cmd = "python -m lab " + " ".join(sys.argv[1:])
     if args.sweep:
         counts = [int(c) for c in args.sweep.split(",") if c.strip()]
-        with recorded("denoise-sweep", {**config.__dict__, "step_counts": counts}, command=cmd) as run:
-            result = run_step_sweep(config, counts, progress=progress)
+        with recorded("denoise-sweep", {**config.__dict__, "step_counts": counts, "metric_images": args.metric_images},
+                      command=cmd) as run:
+            result = run_step_sweep(config, counts, metric_images=args.metric_images or None, progress=progress)
             result.save(run)
         return {"run": str(run.dir), "rows": result.rows()}
     with recorded("denoise", config.__dict__, command=cmd) as run:

@@ -25,6 +25,10 @@ DIGIT_CLASSES = [str(i) for i in range(10)]
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+MAX_IMAGE_PIXELS = 40_000_000  # 40 megapixels (e.g. 6324×6324): larger images are refused before decoding
+MIN_IMAGE_SIDE = 8             # px: smaller images carry no usable content
+# PIL refuses (DecompressionBombError) images over twice this before decoding; open_image refuses over it.
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -188,18 +192,61 @@ def _read_images(files: list[Path], size: int, channels: int) -> torch.Tensor:
 
 
 def open_image(file) -> Image.Image:
+    """A decoded image; LabError (naming the file) when it is unreadable, truncated, too large (over
+    ``MAX_IMAGE_PIXELS``; checked from the header, before decoding: decompression-bomb safe) or too small."""
+    name = Path(str(getattr(file, "name", file))).name
     try:
         image = Image.open(file)
+        width, height = image.size
+        if width * height > MAX_IMAGE_PIXELS or min(width, height) < MIN_IMAGE_SIDE:
+            image.close()
+            raise LabError(_too_large(name, width, height) if width * height > MAX_IMAGE_PIXELS else
+                           f"{name} is only {width}×{height} px: images must be at least {MIN_IMAGE_SIDE}×"
+                           f"{MIN_IMAGE_SIDE} px.")
         image.load()
+    except LabError:
+        raise
+    except Image.DecompressionBombError as err:
+        size = re.findall(r"\d+", str(err))
+        raise LabError(_too_large(name, *(int(v) for v in size[:1]), 0) if size else
+                       f"{name} is too large: images may have at most {MAX_IMAGE_PIXELS:,} pixels.") from None
     except Exception as err:  # PIL raises several types for broken files
-        raise LabError(f"{getattr(file, 'name', file)} is not a readable image ({type(err).__name__}).") from err
+        raise LabError(f"{name} is not a readable image: the file is damaged, truncated or not an image "
+                       f"({type(err).__name__}). Use PNG, JPEG, BMP, GIF, WebP or TIFF files.") from None
     return image
+
+
+def _too_large(name: str, width: int, height: int) -> str:
+    size = f"{width}×{height} px" if height else f"{width:,} pixels"
+    return (f"{name} is too large ({size}): images may have at most {MAX_IMAGE_PIXELS // 1_000_000} megapixels "
+            f"({MAX_IMAGE_PIXELS:,} pixels); shrink it first.")
+
+
+def to_standard_mode(image: Image.Image) -> Image.Image:
+    """8-bit grey ('L') or 'RGB': palette, alpha, 1-bit, CMYK, 16-bit and float images are converted
+    (alpha dropped, 16-bit scaled to 8 bits); LabError for modes that cannot be."""
+    mode = image.mode
+    if mode in ("L", "RGB"):
+        return image
+    try:
+        if mode.startswith("I") or mode == "F":
+            array = np.asarray(image, dtype=np.float64)
+            top = 65535.0 if mode.startswith("I;16") else max(float(array.max()), 255.0)
+            array = np.clip(array, 0, None) * (255.0 / top)
+            return Image.fromarray(np.round(array).clip(0, 255).astype(np.uint8), "L")
+        if mode in ("1", "LA", "La"):
+            return image.convert("L")
+        if "A" in mode or mode in ("P", "PA"):
+            return image.convert("RGBA").convert("RGB")
+        return image.convert("RGB")
+    except Exception as err:  # noqa: BLE001 — exotic modes PIL cannot convert
+        raise LabError(f"Images of mode {mode} cannot be converted ({type(err).__name__}): save it as an 8-bit "
+                       "grey or RGB PNG/JPEG.") from None
 
 
 def image_to_tensor(image: Image.Image, size: int, mode: str) -> torch.Tensor:
     """Center-crop to a square, resize to ``size`` and convert to ``mode`` ('L' or 'RGB'): uint8 [C,H,W]."""
-    if image.mode not in ("L", "RGB"):
-        image = image.convert("RGBA").convert("RGB") if "A" in image.mode or image.mode == "P" else image.convert("RGB")
+    image = to_standard_mode(image)
     w, h = image.size
     side = min(w, h)
     if w != h:

@@ -121,8 +121,8 @@ def ddim_sample(model, x: torch.Tensor, scheduler, num_steps: int = 50, eta: flo
                 progress: ProgressFn | None = None, clip: bool | None = None) -> Trajectory:
     """DDIM from noise (``t0=None``) or from an inverted latent x_{t0}; η = 0 is deterministic.
 
-    ``clip`` (x̂0 clipped to [-1, 1]): by default as the scheduler says when sampling from noise (as
-    diffusers' pipelines do: it helps an imperfect model), and off when continuing from x_{t0}, so that
+    ``clip`` (x̂0 clipped to [-1, 1], and ε re-derived from the clipped x̂0): by default as the scheduler
+    says when sampling from noise (it helps an imperfect model), and off when continuing from x_{t0}, so that
     ``ddim_invert`` then ``ddim_sample`` reconstructs. Pass ``clip=False`` for a full-chain round trip.
     """
     if not 0.0 <= eta <= 1.0:
@@ -131,6 +131,9 @@ def ddim_sample(model, x: torch.Tensor, scheduler, num_steps: int = 50, eta: flo
         clip = False
     ddim, timesteps = ddim_chain(scheduler, num_steps, t0, clip=clip)
     kwargs = {"eta": eta, "generator": generator} if eta > 0 else {"eta": 0.0}
+    # ε is re-derived from the clipped x̂0 (as in the DDIM paper's code and guided-diffusion); diffusers'
+    # default keeps the raw ε beside the clipped x̂0, and under guidance that pair drifts off the data.
+    kwargs["use_clipped_model_output"] = bool(ddim.config.clip_sample)
     return _run_scheduler(model, x, ddim, timesteps, kwargs, snapshots, progress, "DDIM sampling")
 
 

@@ -88,24 +88,31 @@ class TargetData:
     notes: list[str] = field(default_factory=list)
 
 
+MAX_UPLOADS = 2000  # uploaded files per request
+
+
 def images_from_files(files, size: int, channels: int) -> tuple[torch.Tensor, list[str]]:
     """Uploaded files (paths or objects with ``.name``) as uint8 ``[N, C, size, size]`` plus notices."""
     paths = [Path(f) if isinstance(f, (str, os.PathLike)) else Path(f.name) for f in (files or []) if f is not None]
     if not paths:
         raise LabError("No images were uploaded: add image files (PNG, JPEG, ...) of the unseen domain.")
-    images, sizes, bad = [], set(), []
+    if len(paths) > MAX_UPLOADS:
+        raise LabError(f"{len(paths)} files were uploaded; give at most {MAX_UPLOADS} (or put them in a folder "
+                       "under the data folder and choose 'folder').")
+    images, sizes, bad, first = [], set(), [], ""
     for path in paths:
         try:
             image = open_image(path)
-        except LabError:
+        except LabError as err:
             bad.append(path.name)
+            first = first or str(err)
             continue
         sizes.add(image.size)
         images.append(image_to_tensor(image, size, "L" if channels == 1 else "RGB"))
     if bad:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise LabError(f"{len(bad)} of {len(paths)} uploaded files are not readable images ({shown}): upload only "
-                       f"image files ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+        raise LabError(f"{len(bad)} of {len(paths)} uploaded files cannot be used ({shown}). {first} Upload "
+                       f"only image files ({', '.join(sorted(IMAGE_SUFFIXES))}).")
     return torch.stack(images), _size_notes(sizes, size, channels)
 
 

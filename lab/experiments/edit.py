@@ -18,7 +18,7 @@ from lab.clip import load_clip
 from lab.clip.vocab import check_prompt
 from lab.config import get_settings, resolve_device
 from lab.data import load_dataset
-from lab.data.sources import image_to_tensor
+from lab.data.sources import image_to_tensor, to_standard_mode
 from lab.errors import LabError
 from lab.models.store import DiffusionModel, list_models, load_classifier, load_diffusion, read_info, save_diffusion
 from lab.progress import ProgressFn
@@ -122,14 +122,13 @@ def check_image(image: Image.Image, size: int, channels: int, fit: bool = False)
     when its size or mode does not match (unless ``fit``: centre-crop, resize, convert)."""
     if image is None:
         raise LabError("No image was given: upload one, or edit dataset images instead.")
-    if image.mode not in ("L", "RGB", "RGBA", "LA", "P", "1"):
-        raise LabError(f"The image mode {image.mode} is not supported: save it as an 8-bit grey or RGB PNG/JPEG.")
+    image = to_standard_mode(image)  # palette, alpha, CMYK, 16-bit → 8-bit L or RGB
     want = "L" if channels == 1 else "RGB"
     if not fit:
         if image.size != (size, size):
             raise LabError(f"The image is {image.size[0]}×{image.size[1]} px, but the model takes {size}×{size}: "
                            "resize it, or tick 'Fit uploads to the model' to centre-crop and resize.")
-        have = "L" if image.mode in ("L", "1", "LA") else "RGB"
+        have = image.mode
         if have != want:
             raise LabError(f"The image is {'grey' if have == 'L' else 'colour (RGB)'}, but the model is "
                            f"{'grey (1 channel)' if channels == 1 else 'RGB (3 channels)'}: convert it, or tick "

@@ -22,6 +22,9 @@ from lab.errors import LabError
 
 PIPELINES = {"ddpm": ("DDPMPipeline", "DDPMScheduler"), "score": ("ScoreSdeVePipeline", "ScoreSdeVeScheduler")}
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+MAX_PATH_CHARS = 1024
+MODEL_FILES = ("a diffusers pipeline (model_index.json, unet/ and scheduler/), or a model folder (config.json "
+               "and a .safetensors weights file, as the lab's trainers write them)")
 
 
 @dataclass
@@ -62,6 +65,9 @@ def resolve_model_path(name_or_path: str | Path) -> Path | str:
     text = str(name_or_path).strip()
     if not text:
         raise LabError("No model was given: pick a shipped model or give a folder.")
+    if len(text) > MAX_PATH_CHARS or "\x00" in text:
+        raise LabError(f"The model name is {len(text)} characters long: give a shipped model's name or a folder "
+                       f"path of at most {MAX_PATH_CHARS} characters.")
     path = Path(text).expanduser()
     if path.is_dir():
         return path
@@ -76,6 +82,44 @@ def resolve_model_path(name_or_path: str | Path) -> Path | str:
     available = ", ".join(list_models()) or "none"
     raise LabError(f"No model folder at {text!r}. Shipped models: {available} "
                    f"(in {get_settings().checkpoint_dir}).")
+
+
+def check_model_source(value, what: str = "Model") -> str:
+    """A model given by a user of the app: a shipped name, a Hub id, or a folder inside the allowed roots
+    (see ``lab.config.allowed_roots``). Returns the cleaned text; LabError otherwise."""
+    from lab.config import inside_allowed
+
+    text = str(value or "").strip()
+    if not text:
+        raise LabError(f"No {what.lower()} was given: pick a shipped model or give a model folder.")
+    if len(text) > MAX_PATH_CHARS or "\x00" in text:
+        raise LabError(f"{what}: the name is {len(text)} characters long; give a shipped model's name or a "
+                       f"folder path of at most {MAX_PATH_CHARS} characters.")
+    path = Path(text).expanduser()
+    if path.is_absolute() or ".." in path.parts or path.exists():
+        inside_allowed(path, what)
+    where = resolve_model_path(text)
+    if isinstance(where, Path):
+        inside_allowed(where, what)
+    return text
+
+
+def damaged_weights(folder) -> str | None:
+    """A message naming the first unreadable (truncated, corrupt) .safetensors file under ``folder``, else None."""
+    from safetensors import safe_open
+
+    try:
+        files = sorted(Path(folder).rglob("*.safetensors")) if Path(folder).is_dir() else []
+    except OSError:
+        return None
+    for file in files:
+        try:
+            with safe_open(str(file), framework="pt") as f:
+                f.keys()
+        except Exception as err:  # noqa: BLE001 — SafetensorError, OSError ...
+            return (f"The weights file {file} is damaged ({str(err)[:200] or type(err).__name__}); "
+                    "re-train or re-download the model (or copy its folder anew).")
+    return None
 
 
 def list_models(kind: str | None = None) -> list[str]:
@@ -108,6 +152,9 @@ def load_diffusion(name_or_path: str | Path, device: torch.device | str | None =
     except LabError:
         raise
     except Exception as err:  # truncated safetensors, bad JSON, wrong class ...
+        damaged = damaged_weights(where) if isinstance(where, Path) else None
+        if damaged:
+            raise LabError(damaged) from err
         raise LabError(f"{where} could not be loaded as a diffusion model ({type(err).__name__}: {err}). "
                        "The folder may be incomplete or corrupt: train it again or copy it anew.") from err
     info = read_info(where) if isinstance(where, Path) else {}
@@ -129,8 +176,9 @@ def _load_local(folder: Path):
         unet = UNet2DModel.from_pretrained(folder, low_cpu_mem_usage=False)
         scheduler, kind = _scheduler_in(folder)
         return unet, scheduler, kind
-    raise LabError(f"{folder} is not a diffusion model folder: expected model_index.json with unet/ and "
-                   "scheduler/ (a diffusers pipeline), or config.json of a UNet2DModel.")
+    raise LabError(f"{folder} is not a diffusion model folder: it needs model_index.json with unet/ and "
+                   "scheduler/ (a diffusers pipeline), or config.json of a UNet2DModel with its "
+                   "diffusion_pytorch_model.safetensors.")
 
 
 def _scheduler_in(folder: Path):
@@ -234,10 +282,14 @@ def load_classifier(name_or_path: str | Path, device: torch.device | str | None 
 
     where = resolve_model_path(name_or_path)
     if isinstance(where, Path) and not (where / "config.json").exists():
-        raise LabError(f"{where} is not a classifier folder (no config.json).")
+        raise LabError(f"{where} is not a classifier folder: it needs config.json and "
+                       "diffusion_pytorch_model.safetensors (as `python -m lab train classifier` writes them).")
     try:
         net = ConvNet.from_pretrained(where, low_cpu_mem_usage=False)
     except Exception as err:
+        damaged = damaged_weights(where) if isinstance(where, Path) else None
+        if damaged:
+            raise LabError(damaged) from err
         raise LabError(f"{where} could not be loaded as a classifier ({type(err).__name__}: {err}).") from err
     net.eval()
     return net.to(device) if device is not None else net

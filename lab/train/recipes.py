@@ -38,8 +38,11 @@ def train_diffusion(kind: str, out: Path, data: str = "mnist", split: str = "tra
                     config: TrainConfig | None = None, sigma_max: float = 2.0, sigma_min: float = 0.02,
                     levels: int = 10, resume: bool = True, command: str = "",
                     progress: ProgressFn | None = None, dataset: ImageSet | None = None,
-                    path: str | None = None) -> Path:
-    """Train a DDPM (ε-prediction) or score model (DSM over geometric σ) and save it to ``out``."""
+                    path: str | None = None, init_from: str | None = None) -> Path:
+    """Train a DDPM (ε-prediction) or score model (DSM over geometric σ) and save it to ``out``.
+
+    ``init_from``: continue from the weights of a saved model of the same kind and size (a fresh optimizer and
+    learning-rate schedule), e.g. when its training checkpoint is gone."""
     config = config or TrainConfig()
     seed_everything(config.seed)
     ds = dataset or load_dataset(data, split, size=size, channels=channels, limit=limit, style=style, path=path)
@@ -56,13 +59,27 @@ def train_diffusion(kind: str, out: Path, data: str = "mnist", split: str = "tra
                        f"levels σ = {sigma_max} … {sigma_min} (NCSN); sample with annealed Langevin dynamics.")
     else:
         raise LabError(f"Unknown diffusion kind {kind!r}: use 'ddpm' or 'score'.")
+    if init_from:
+        _load_weights(unet, kind, init_from)
     result = fit(unet, loss, ds.to_float(), ds.labels, config, checkpoint_dir=out / "checkpoint",
                  resume=resume, progress=progress)
     save_diffusion(out, unet, scheduler, kind, {
         "description": description, "data": data_summary(ds, split, style),
-        **_fit_info(result, config, command, unet)})
+        **_fit_info(result, config, command, unet), "init_from": init_from})
     log.info("saved %s", out)
     return out
+
+
+def _load_weights(unet, kind: str, source: str) -> None:
+    from lab.models.store import load_diffusion
+
+    start = load_diffusion(source)
+    if start.kind != kind:
+        raise LabError(f"{source} is a {start.kind} model; --init-from needs a {kind} model.")
+    try:
+        unet.load_state_dict(start.unet.state_dict())
+    except RuntimeError as err:
+        raise LabError(f"{source} does not fit this {kind} UNet (another size or channel count): {err}") from None
 
 
 def train_classifier(out: Path, data: str = "mnist", split: str = "train", size: int | None = None,

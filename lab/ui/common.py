@@ -60,6 +60,15 @@ def on_space_gpu(fn):
     return spaces.GPU(fn)
 
 
+def shorten(message: str, word: int = 300, total: int = 1200) -> str:
+    """A message fit to show: a pasted 10,000-character value it quotes is cut to its start and length."""
+    import re
+
+    message = re.sub(r"[^\s'\"]{%d,}" % (word + 1), lambda m: f"{m.group(0)[:40]}…({len(m.group(0)):,} characters)",
+                     message)
+    return message if len(message) <= total else f"{message[:total - 300]} … {message[-280:]}"
+
+
 @contextlib.contextmanager
 def user_errors(name: str):
     """Engine errors become messages: LabError → its text; anything else → a short notice, no traceback."""
@@ -70,7 +79,7 @@ def user_errors(name: str):
     except Cancelled as err:
         raise gr.Error(str(err), title="Stopped") from None
     except LabError as err:
-        raise gr.Error(str(err), title="Cannot run this") from None
+        raise gr.Error(shorten(str(err)), title="Cannot run this") from None
     except torch.OutOfMemoryError:
         raise gr.Error("Out of memory: use fewer images, a smaller batch or fewer steps.", title="Out of memory") from None
     except Exception as err:  # noqa: BLE001 — the user must never see a traceback
@@ -122,13 +131,57 @@ def device_note() -> str:
     return f"Running on **{name}**."
 
 
+def _number_problem(component, payload):
+    """(clean value, None) for a usable number box / slider payload, else (None, message naming the box)."""
+    label = str(getattr(component, "label", None) or "This number")
+    low, high = getattr(component, "minimum", None), getattr(component, "maximum", None)
+    span = (f" between {low:g} and {high:g}" if low is not None and high is not None else
+            f" of at least {low:g}" if low is not None else f" of at most {high:g}" if high is not None else "")
+    value = payload
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) == float("inf"):
+        return None, f"{label} must be a number{span}, not {str(payload)[:60]!r}."
+    if (low is not None and value < low) or (high is not None and value > high):
+        return None, f"{label} must be{span}, not {value:g}."
+    return value, None
+
+
+def _check_numbers_before_gradio() -> None:
+    """Gradio's Number/Slider preprocessing crashes (TypeError, no message) on non-numbers sent through the API
+    and refuses out-of-range values without naming the box; check first and answer with a sentence that does."""
+    from gradio.components.number import Number
+    from gradio.components.slider import Slider
+
+    for cls in (Number, Slider):
+        if getattr(cls.preprocess, "_lab_checked", False):
+            continue
+
+        def preprocess(self, payload, _original=cls.preprocess, _optional=cls is Number):
+            if payload is None and _optional:
+                return _original(self, payload)
+            value, problem = _number_problem(self, payload)
+            if problem:
+                raise gr.Error(problem, title="Cannot run this")
+            return _original(self, value)
+
+        preprocess._lab_checked = True
+        cls.preprocess = functools.wraps(cls.preprocess)(preprocess)
+
+
+_check_numbers_before_gradio()
+
+
 def int_in(value, name: str, low: int, high: int) -> int:
     """A whole number from a widget, checked against its range (the API can send anything)."""
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise LabError(f"{name} must be a number, not {value!r}.") from None
-    if number != number or number != int(number):
+    if number != number or abs(number) == float("inf") or number != int(number):
         raise LabError(f"{name} must be a whole number, not {value!r}.")
     if not low <= number <= high:
         raise LabError(f"{name} must be between {low} and {high}, not {int(number)}.")
@@ -157,5 +210,66 @@ def run_folder(value, what: str = "run") -> Path:
     folder = Path(str(value).strip()).expanduser()
     folder = (folder if folder.is_absolute() else root / folder).resolve()
     if not folder.is_relative_to(root) or not folder.is_dir():
-        raise LabError(f"{value} is not a run folder inside {root}.")
+        raise LabError(f"{str(value)[:200]} is not a run folder inside {root}.")
     return folder
+
+
+def model_in(value, what: str = "Model") -> str:
+    """A model box's value: a shipped name, a Hub id, or a folder inside the allowed folders (checkpoints, runs,
+    data and LAB_MODEL_ROOTS); the API can send any path, so it is checked before anything is opened."""
+    from lab.models.store import check_model_source
+
+    return check_model_source(value, what)
+
+
+def folder_in(value, what: str = "The folder") -> str | None:
+    """An optional server folder (images, a dataset) typed by the user: None when empty, else a folder inside
+    the allowed folders."""
+    text = str(value or "").strip()
+    if not text:
+        return None
+    from lab.config import inside_allowed
+
+    inside_allowed(text, what)
+    return text
+
+
+def clip_in(value, pretrained=None, what: str = "CLIP") -> tuple[str, str | None]:
+    """A CLIP box (shipped name, open_clip name, or a folder) and its optional weights file: paths must lie inside
+    the allowed folders."""
+    from pathlib import PurePath
+
+    from lab.config import inside_allowed
+
+    out = []
+    for text, label in ((str(value or "").strip(), what), (str(pretrained or "").strip(), f"{what} weights file")):
+        if len(text) > 1024:
+            raise LabError(f"{label}: the text is {len(text)} characters long; give clip-lab (shipped), a folder, "
+                           "or an open_clip name such as ViT-B-32 (at most 1024 characters).")
+        path = Path(text).expanduser() if text else None
+        if path is not None and (path.is_absolute() or ".." in PurePath(text).parts or path.exists()):
+            inside_allowed(path, label)
+        out.append(text or None)
+    if out[0] is None:
+        raise LabError("Choose a CLIP model first (clip-lab is shipped).")
+    return out[0], out[1]
+
+
+EXPORT_LABEL = "Export: figures, metrics and the run as one zip"
+
+
+def export_box(**kwargs) -> gr.File:
+    """The download list a tab shows after each run (see ``export_files``)."""
+    return gr.File(label=EXPORT_LABEL, file_count="multiple", interactive=False, **kwargs)
+
+
+def export_files(run_dir, figures: dict | None = None) -> list[str]:
+    """A run's figures (PNG, SVG/PDF, HTML), tables (CSV) and the zip of the whole run; where charts cannot be
+    exported as pictures (no browser for kaleido), a warning says so and HTML and CSV are still offered."""
+    from lab.runs import export_files as files_of
+    from lab.viz.export import STATIC_EXPORT_NOTE, static_export_available
+
+    files = files_of(Path(run_dir), figures)
+    if not static_export_available() and (figures or any(f.suffix == ".html" for f in files)):
+        gr.Warning(STATIC_EXPORT_NOTE)
+    return [str(f) for f in files]

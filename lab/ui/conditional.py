@@ -1,16 +1,19 @@
 """The Class-conditional tab: five ways to condition a diffusion model, judged by an independent classifier."""
 from __future__ import annotations
 
+import shlex
+
 import gradio as gr
 import pandas as pd
 
 from lab.errors import LabError
-from lab.experiments.conditional import (DEFAULT_CLASSIFIER, DEFAULT_MODELS, DEFAULT_SCALES, METHODS, SCALE_NAME,
-                                         ConditionalConfig, MethodEntry, config_dict, models_for, parse_scales,
+from lab.experiments.conditional import (DEFAULT_CLASSIFIER, DEFAULT_MODELS, DEFAULT_SCALES, MAX_SCALE, METHODS,
+                                         SCALE_NAME, ConditionalConfig, MethodEntry, config_dict, models_for, parse_scales,
                                          run_compare, run_grid, run_sweep)
 from lab.models.store import list_models
 from lab.runs import recorded
-from lab.ui.common import float_in, guarded, int_in, reporter, start_job, wire_stop
+from lab.ui.common import model_in
+from lab.ui.common import export_box, export_files, float_in, guarded, int_in, reporter, start_job, wire_stop
 
 TAB = "conditional"
 INTRO = """Generate one row per class with each conditioning method and see whether the samples really are of
@@ -40,22 +43,37 @@ def _config(method, model, classifier, scale, sampler, steps, eta, per_class, cl
         raise LabError("Classifier guidance needs a noisy classifier: choose one (or train one with "
                        "`python -m lab train noisy-classifier --init-from ddpm-mnist --out checkpoints/noisy-classifier-mnist`).")
     return ConditionalConfig(
-        method=str(method), model=str(model), classifier=str(classifier or DEFAULT_CLASSIFIER),
+        method=str(method), model=str(model) if model == "-" else model_in(model),
+        classifier=(model_in(classifier, "Noisy classifier") if method == "classifier-guidance"
+                    else str(classifier or DEFAULT_CLASSIFIER)),
         scale=float_in(scale, f"Guidance scale {SCALE_NAME.get(method, '')}".strip(), 0.0, 100.0),
         sampler=str(sampler), steps=int_in(steps, "Steps", 1, 1000), eta=float_in(eta, "η", 0.0, 1.0),
         per_class=int_in(per_class, "Samples per class", 1, max_per_class), classes=str(classes or "all"),
-        judge=str(judge or "auto"), fid=bool(fid), seed=int_in(seed, "Seed", 0, 2**31 - 1))
+        judge=model_in(judge, "Judge classifier") if judge and judge != "auto" else "auto", fid=bool(fid),
+        seed=int_in(seed, "Seed", 0, 2**31 - 1))
+
+
+def _common_flags(config: ConditionalConfig) -> str:
+    return (f"--sampler {config.sampler} --steps {config.steps} --eta {config.eta} --per-class {config.per_class} "
+            f"--classes {shlex.quote(config.classes)} --judge {shlex.quote(config.judge)} --seed {config.seed}"
+            + ("" if config.fid else " --no-fid"))
 
 
 def _command(config: ConditionalConfig) -> str:
-    extra = f" --classifier {config.classifier}" if config.method == "classifier-guidance" else ""
-    return (f"python -m lab conditional --method {config.method} --model {config.model}{extra} --scale {config.scale} "
-            f"--sampler {config.sampler} --steps {config.steps} --eta {config.eta} --per-class {config.per_class} "
-            f"--classes {config.classes!r} --judge {config.judge} --seed {config.seed}")
+    extra = f" --classifier {shlex.quote(config.classifier)}" if config.method == "classifier-guidance" else ""
+    return (f"python -m lab conditional --method {config.method} --model {shlex.quote(config.model)}{extra} "
+            f"--scale {config.scale} {_common_flags(config)}")
 
 
-def _files(run, names) -> list[str]:
-    return [str(run.path(n)) for n in names if run.path(n).exists()]
+def _compare_command(entries: list[MethodEntry], config: ConditionalConfig) -> str:
+    """The CLI compares all five methods; a comparison of some of them has no CLI equivalent ("")."""
+    if [e.method for e in entries] != list(METHODS):
+        return ""
+    cg = next(e for e in entries if e.method == "classifier-guidance")
+    models = ",".join(f"{e.method}={e.model}" for e in entries)
+    scales = ",".join(f"{e.method}={e.scale}" for e in entries)
+    return (f"python -m lab conditional --compare --models {shlex.quote(models)} --scales {shlex.quote(scales)} "
+            f"--classifier {shlex.quote(cg.classifier)} {_common_flags(config)}")
 
 
 @guarded
@@ -73,8 +91,7 @@ def generate(method, model, classifier, scale, sampler, steps, eta, per_class, c
             f"n = {s['n']} samples (the judge on real test images of these classes: {s['accuracy_floor']:.1%})"
             f"{fid_text}. Sampling took {s['sampling_seconds']:.1f} s ({config.sampler}, {config.steps} steps). "
             f"Judge: `{s['judge']}`. Saved in `{run.dir}`.")
-    files = _files(run, ["grid.png", "per_class.csv", "tsne.png", "tsne.svg", "tsne.html", "result.json"])
-    return result.grid, info, pd.DataFrame(result.table()), result.tsne, files
+    return result.grid, info, pd.DataFrame(result.table()), result.tsne, export_files(run.dir, {"tsne": result.tsne})
 
 
 def _entries(le_model, cn_model, aux_model, aux_scale, cg_model, cg_classifier, cg_scale, cfg_model, cfg_scale,
@@ -97,6 +114,9 @@ def _entries(le_model, cn_model, aux_model, aux_scale, cg_model, cg_classifier, 
     for e in entries:
         if not e.model:
             raise LabError(f"Choose a model for {METHODS[e.method]}.")
+        e.model = model_in(e.model, f"{METHODS[e.method]} model")
+        if e.method == "classifier-guidance":
+            e.classifier = model_in(e.classifier, "Noisy classifier")
     return entries
 
 
@@ -108,12 +128,12 @@ def compare(le_model, cn_model, aux_model, aux_scale, cg_model, cg_classifier, c
                        cfg_scale, include)
     config = _config("cfg", "-", DEFAULT_CLASSIFIER, 0, sampler, steps, eta, per_class, classes, judge, fid, seed)
     token = start_job(TAB, request)
-    with recorded("conditional-compare", {**config_dict(config), "entries": [e.__dict__ for e in entries]}) as run:
+    with recorded("conditional-compare", {**config_dict(config), "entries": [e.__dict__ for e in entries]},
+                  command=_compare_command(entries, config)) as run:
         result = run_compare(entries, config, progress=reporter(progress, token))
         result.save(run)
     gallery = [(g, METHODS[name]) for g, name in result.grids]
-    return pd.DataFrame(result.rows), pd.DataFrame(result.per_class), gallery, _files(run, ["compare.csv",
-                                                                                             "compare_per_class.csv"])
+    return pd.DataFrame(result.rows), pd.DataFrame(result.per_class), gallery, export_files(run.dir)
 
 
 @guarded
@@ -122,7 +142,8 @@ def sweep(method, model, classifier, scale, sampler, steps, eta, per_class, clas
     config = _config(method, model, classifier, scale, sampler, steps, eta, per_class, classes, judge, fid, seed)
     values = parse_scales(scales)
     token = start_job(TAB, request)
-    with recorded("conditional-sweep", {**config_dict(config), "scales": values}) as run:
+    with recorded("conditional-sweep", {**config_dict(config), "scales": values},
+                  command=f"{_command(config)} --sweep {','.join(map(str, values))}") as run:
         result = run_sweep(config, values, progress=reporter(progress, token))
         result.save(run)
     best = result.best()
@@ -130,7 +151,7 @@ def sweep(method, model, classifier, scale, sampler, steps, eta, per_class, clas
             + (f", FID {best['FID']:.2f}" if best.get("FID") is not None else "") + ").")
     gallery = [(g, f"{result.scale_name} = {name}") for g, name in result.grids]
     return (result.figure, pd.DataFrame(result.rows), text, gallery,
-            _files(run, ["sweep.csv", "sweep.png", "sweep.svg", "sweep.html"]))
+            export_files(run.dir, {"sweep": result.figure}))
 
 
 def _on_method(method):
@@ -163,7 +184,7 @@ def build() -> None:
             model = _dropdown(models_for("cfg"), DEFAULT_MODELS["cfg"], "Model",
                               info="A shipped model or a model folder; classifier guidance: the unconditional DDPM.")
             classifier = _dropdown(noisy, DEFAULT_CLASSIFIER, "Noisy classifier (classifier guidance)", visible=False)
-            scale = gr.Slider(0, 20, value=DEFAULT_SCALES["cfg"], step=0.5,
+            scale = gr.Slider(0, MAX_SCALE, value=DEFAULT_SCALES["cfg"], step=0.5,
                               label="Guidance weight w (0 = unconditional, 1 = plain conditional)")
             sampler = gr.Radio(["ddim", "ddpm"], value="ddim", label="Sampler")
             steps = gr.Slider(1, 1000, value=50, step=1, label="Sampling steps")
@@ -184,8 +205,7 @@ def build() -> None:
             info = gr.Markdown()
             table = gr.Dataframe(label="Per class: conditional accuracy, FID (n)", interactive=False)
             tsne = gr.Plot(label="t-SNE of the samples' judge features, coloured by requested class")
-            files = gr.File(label="Grid PNG, per-class CSV, t-SNE PNG/SVG/HTML", file_count="multiple",
-                            interactive=False)
+            files = export_box()
     single = [method, model, classifier, scale, sampler, steps, eta, per_class, classes, judge, fid, seed]
 
     with gr.Accordion("Compare the five methods on the same data and noise", open=False):
@@ -206,7 +226,7 @@ def build() -> None:
         compare_table = gr.Dataframe(label="Conditional accuracy, FID and sampling time per method", interactive=False)
         compare_classes = gr.Dataframe(label="Conditional accuracy per class", interactive=False)
         compare_gallery = gr.Gallery(label="One grid per method", columns=3, height="auto", format="png")
-        compare_files = gr.File(label="Tables as CSV", file_count="multiple", interactive=False)
+        compare_files = export_box()
 
     with gr.Accordion("Guidance-scale sweep (the method, model and settings above)", open=False):
         with gr.Row():
@@ -216,7 +236,7 @@ def build() -> None:
         sweep_text = gr.Markdown()
         sweep_table = gr.Dataframe(label="Per scale", interactive=False)
         sweep_gallery = gr.Gallery(label="One grid per scale", columns=3, height="auto", format="png")
-        sweep_files = gr.File(label="Sweep CSV and figure PNG/SVG/HTML", file_count="multiple", interactive=False)
+        sweep_files = export_box()
 
     method.change(_on_method, method, [model, classifier, scale])
     events = [

@@ -12,9 +12,10 @@ from lab.errors import LabError
 from lab.experiments.dann import (OFFICE_HOME_DOMAINS, PUBLIC_REFERENCE, SEED_PLACEMENTS, SEED_REFERENCE, TASKS,
                                   DANNConfig, DANNResult, load_result, run_dann)
 from lab.models.dann import BACKBONES, PLACEMENTS
-from lab.runs import recorded
-from lab.ui.common import float_in, guarded, int_in, reporter, run_folder, start_job, wire_stop
-from lab.viz.export import save_figure, zip_folder
+from lab.runs import bundle_run, recorded
+from lab.ui.common import folder_in
+from lab.ui.common import export_box, float_in, guarded, int_in, reporter, run_folder, start_job, wire_stop
+from lab.viz.export import STATIC_EXPORT_NOTE, save_figure, static_export_available
 
 TAB = "dann"
 INTRO = """**Domain-Adversarial Training (DANN, Ganin et al.)**: a domain discriminator sits behind a *gradient
@@ -55,7 +56,9 @@ def _config(task, officehome_path, oh_source, oh_target, backbone, weights, plac
         placements = [p.strip() for p in placements.split(",") if p.strip()]
     config = DANNConfig(
         task=str(task), backbone=str(backbone), weights=str(weights), placements=list(placements or []),
-        seeds=_int_list(seeds, "Seeds"), officehome_path=str(officehome_path).strip() or None,
+        seeds=_int_list(seeds, "Seeds"),
+        officehome_path=(folder_in(officehome_path, "The Office-Home folder") if str(task) == "officehome"
+                         else str(officehome_path or "").strip() or None),
         officehome_source=str(oh_source), officehome_target=str(oh_target),
         epochs=int_in(epochs, "Epochs", 1, 200), steps_per_epoch=int_in(steps, "Steps per epoch", 1, 10_000),
         batch_size=int_in(batch_size, "Batch size", 2, 512), optimizer=str(optimizer),
@@ -113,7 +116,9 @@ def _files(run_dir: Path) -> list[str]:
     names = [*CONFIG_FILES, *(f"{stem}.{ext}" for stem in ("curves_accuracy", "curves_domain", "tsne_domain",
                                                            "tsne_class") for ext in ("png", "svg", "pdf", "html"))]
     files = [str(run_dir / n) for n in names if (run_dir / n).exists()]
-    return files + [str(zip_folder(run_dir))]
+    if not static_export_available():
+        gr.Warning(STATIC_EXPORT_NOTE)
+    return files + [str(bundle_run(run_dir))]
 
 
 @guarded
@@ -213,8 +218,7 @@ def build():
                          interactive=False)
             gr.Markdown(PUBLIC_REFERENCE)
             run_folder = gr.Textbox(label="Run folder (paste an earlier DANN run to re-plot it)")
-            files = gr.File(label="Export: CSV tables, JSON config, curves and t-SNE as PNG/SVG/PDF, the whole run as zip",
-                            file_count="multiple", interactive=False)
+            files = export_box()
 
     inputs = [task, officehome_path, oh_source, oh_target, backbone, weights, placements, seeds, epochs, steps,
               batch_size, optimizer, lr, lr_schedule, lambda_schedule, lambda_max, augment, augment_scale,

@@ -10,7 +10,9 @@ from lab.experiments.discovery import (TARGETS, DiscoveryConfig, DiscoverySettin
                                        run_discover, run_finetune, run_reconstruct, run_stats)
 from lab.models.store import list_models
 from lab.runs import recorded
-from lab.ui.common import float_in, guarded, int_in, model_dropdown, notify, reporter, start_job, wire_stop
+from lab.ui.common import folder_in, model_in
+from lab.ui.common import (export_box, export_files, float_in, guarded, int_in, model_dropdown, notify, reporter,
+                            start_job, wire_stop)
 
 TAB = "discovery"
 INTRO = """Can a diffusion model trained on one domain (MNIST digits) produce images of a domain it never saw
@@ -35,15 +37,13 @@ def _config(model, target, style, path, shots, in_domain, t0, steps, classifier,
         raise LabError("Choose a diffusion model first (a DDPM such as ddpm-mnist, or a model folder).")
     if target not in TARGETS:
         raise LabError(f"Unknown unseen domain {target!r}: choose one of {', '.join(TARGETS)}.")
-    return DiscoveryConfig(model=str(model), target=str(target), target_style=str(style or "plain"),
-                           target_path=str(path or "").strip() or None,
+    return DiscoveryConfig(model=model_in(model), target=str(target), target_style=str(style or "plain"),
+                           target_path=(folder_in(path, "The unseen-domain folder") if target == "folder"
+                                        else str(path or "").strip() or None),
                            shots=int_in(shots, "Few-shot images", 2, 5000), in_domain=str(in_domain or "auto"),
                            t0=int_in(t0, "t0", 1, 999), steps=int_in(steps, "Inversion steps", 1, 999),
-                           classifier=str(classifier or "auto"), seed=int_in(seed, "Seed", 0, 2**31 - 1))
-
-
-def _files(run, names) -> list[str]:
-    return [str(run.path(n)) for n in names if run.path(n).exists()]
+                           classifier=(str(classifier or "auto") if str(classifier or "auto") in ("auto", "none")
+                                       else model_in(classifier, "Feature classifier")), seed=int_in(seed, "Seed", 0, 2**31 - 1))
 
 
 def _uploads(config: DiscoveryConfig, upload):
@@ -72,8 +72,7 @@ def reconstruct(model, target, style, path, upload, shots, in_domain, t0, steps,
     text = ("PSNR (dB) of x → DDIM inversion to x_t0 → DDIM generation, mean over the images: "
             + "; ".join(f"**{r['data']}** {r['psnr_mean']:.2f} at t0 = {r['t0_used']}" for r in best.values())
             + f" (last t0 shown). Saved in `{run.dir}`." + _notes(result.notes))
-    files = _files(run, ["reconstruction.csv", "psnr_vs_t0.png", "psnr_vs_t0.svg", "psnr_vs_t0.pdf",
-                         "psnr_vs_t0.html"])
+    files = export_files(run.dir, {"psnr_vs_t0": result.figure})
     return result.grids, pd.DataFrame(result.rows), result.figure, text, files
 
 
@@ -89,8 +88,7 @@ def stats(model, target, style, path, upload, shots, in_domain, t0, steps, class
              "per set; 50 % = not separable)" for name, s in result.separability.items() if s]
     text = ("Separability of the inverted latents — " + "; ".join(parts) + "." if parts else "") \
         + f" Saved in `{run.dir}`." + _notes(result.notes)
-    files = _files(run, ["latent_stats.csv", "latent_norms.png", "latent_norms.svg", "latent_norms.pdf",
-                         "latent_angles.png", "latent_angles.svg", "latent_angles.pdf", "latent_stats.json"])
+    files = export_files(run.dir, {"latent_norms": result.norm_figure, "latent_angles": result.angle_figure})
     return result.norm_figure, result.angle_figure, pd.DataFrame(result.rows), text, files
 
 
@@ -129,8 +127,7 @@ def discover(model, target, style, path, upload, shots, in_domain, t0, steps, cl
                f"{floor['fid'] if floor else float('nan'):.2f})." if fid else "")
             + (f" Copy fraction {result.metrics['copies']['nn_copy_fraction']:.1%}." if result.metrics else "")
             + f" Saved in `{run.dir}`." + _notes(result.notes))
-    files = _files(run, ["discovered.png", "nearest_fewshot.png", "metrics.csv", "provenance.csv", "geometry.png",
-                         "geometry.svg", "geometry.pdf", "discovery.json"])
+    files = export_files(run.dir, {"geometry": result.figure})
     return result.grid, result.pairs_grid, pd.DataFrame(result.rows()), result.figure, text, files
 
 
@@ -169,8 +166,7 @@ def finetune(model, target, style, path, upload, shots, in_domain, t0, steps, cl
             + (f" Copy fraction {result.metrics['copies']['nn_copy_fraction']:.1%}." if result.metrics else "")
             + (f" The fine-tuned model is in `{run.path('model')}`." if settings.save else "")
             + f" Saved in `{run.dir}`." + _notes(result.notes))
-    files = _files(run, ["finetuned_samples.png", "nearest_fewshot.png", "metrics.csv", "finetune_loss.png",
-                         "finetune_loss.svg", "finetune.json"])
+    files = export_files(run.dir, {"finetune_loss": result.loss_figure})
     return result.grid, result.pairs_grid, pd.DataFrame(result.rows()), result.loss_figure, text, files
 
 
@@ -216,8 +212,7 @@ def build():
                 rec_text = gr.Markdown()
                 rec_table = gr.Dataframe(label="MSE / PSNR per domain and t0", interactive=False)
                 rec_plot = gr.Plot(label="PSNR against t0")
-                rec_files = gr.File(label="CSV and figure (PNG/SVG/PDF/HTML)", file_count="multiple",
-                                    interactive=False)
+                rec_files = export_box()
             with gr.Tab("2 · Inversion statistics"):
                 stats_btn = gr.Button("Compute statistics", variant="primary")
                 stats_text = gr.Markdown()
@@ -225,7 +220,7 @@ def build():
                     norm_plot = gr.Plot(label="Latent norms")
                     angle_plot = gr.Plot(label="Pairwise angles")
                 stats_table = gr.Dataframe(label="Inverted latents vs Gaussian noise", interactive=False)
-                stats_files = gr.File(label="CSV, JSON and figures", file_count="multiple", interactive=False)
+                stats_files = export_box()
             with gr.Tab("3 · Latent discovery"):
                 with gr.Row():
                     method = gr.Radio(["slerp", "mix", "gaussian"], value="slerp", label="New latents by",
@@ -251,7 +246,7 @@ def build():
                                       type="pil", format="png", interactive=False)
                 disc_table = gr.Dataframe(label="Metrics", interactive=False)
                 disc_plot = gr.Plot(label="Geometric filter")
-                disc_files = gr.File(label="Samples, metrics and figures", file_count="multiple", interactive=False)
+                disc_files = export_box()
             with gr.Tab("4 · Tuning baseline"):
                 with gr.Row():
                     train_steps = gr.Number(value=300, precision=0, label="Fine-tuning steps")
@@ -268,7 +263,7 @@ def build():
                                     interactive=False)
                 ft_table = gr.Dataframe(label="Metrics", interactive=False)
                 ft_plot = gr.Plot(label="Fine-tuning loss")
-                ft_files = gr.File(label="Samples, metrics and figures", file_count="multiple", interactive=False)
+                ft_files = export_box()
 
     common = [model, target, style, path, upload, shots, in_domain, t0, steps, classifier, seed]
     upload.upload(lambda: gr.Dropdown(value="upload"), None, target)

@@ -15,8 +15,9 @@ from lab.errors import LabError
 from lab.experiments.edit import EditConfig, check_image, edit_command, edit_saved, run_edit, saved_edit_models
 from lab.models.store import list_models, load_diffusion
 from lab.runs import recorded
-from lab.ui.common import (float_in, guarded, guarded_stream, int_in, model_dropdown, reporter, start_job,
-                            wire_stop)
+from lab.ui.common import clip_in, model_in
+from lab.ui.common import (export_box, export_files, float_in, guarded, guarded_stream, int_in, model_dropdown,
+                            reporter, start_job, wire_stop)
 from lab.viz.export import save_figure
 from lab.viz.plots import line_figure
 
@@ -25,9 +26,7 @@ MAX_UPLOADS = 64
 
 
 def _split_clip(clip: str, pretrained: str) -> tuple[str, str | None]:
-    if not clip or not str(clip).strip():
-        raise LabError("Choose a CLIP model first (clip-lab is shipped).")
-    return str(clip).strip(), (str(pretrained).strip() or None) if pretrained else None
+    return clip_in(clip, pretrained)
 
 
 def vocabulary_text(clip, pretrained) -> str:
@@ -65,7 +64,7 @@ def _config(model, clip, pretrained, source, target, data, n_train, t0, n_inv, n
         raise LabError("Choose a DDPM backbone first.")
     clip, pretrained = _split_clip(clip, pretrained)
     return EditConfig(
-        model=str(model), clip=clip, clip_pretrained=pretrained, source=str(source or ""), target=str(target or ""),
+        model=model_in(model, "Diffusion backbone"), clip=clip, clip_pretrained=pretrained, source=str(source or ""), target=str(target or ""),
         data=str(data), n_train=int_in(n_train, "Fine-tuning images", 1, 1000), t0=int_in(t0, "t0", 1, 999),
         n_inv_step=int_in(n_inv, "Inversion steps", 1, 1000),
         n_train_step=int_in(n_train_step, "Fine-tuning generation steps", 1, 200),
@@ -164,22 +163,22 @@ def edit_run(files, fit, model, clip, pretrained, source, target, data, n_train,
             progress((done, max(total, 1)), desc=desc)
             if history and time.time() - last > 1.0:
                 last = time.time()
-                yield gr.skip(), _loss_figure(history), gr.skip()
+                yield gr.skip(), _loss_figure(history), gr.skip(), gr.skip()
         thread.join()
         if "error" in state:
             raise state["error"]
         result = state["result"]
         result.save(run)
         fig = _loss_figure(result.history)
-        save_figure(fig, run.path("losses"), formats=("html",))
-    yield result.grid, fig, _metrics_text(result, run)
+        save_figure(fig, run.path("losses"))
+    yield result.grid, fig, _metrics_text(result, run), export_files(run.dir)
 
 
 @guarded
 def edit_with_saved_model(name, files, fit, data, split, n, progress=gr.Progress(), request: gr.Request = None):
     if not name or not str(name).strip():
         raise LabError("Choose a saved DiffusionCLIP model (fine-tune one above with 'Save the fine-tuned model as').")
-    name = str(name).strip()
+    name = model_in(name, "Saved DiffusionCLIP model")
     if data not in DATASETS or data == "folder":
         raise LabError(f"Choose a dataset from the list, not {data!r}.")
     if split not in ("train", "test"):
@@ -196,7 +195,7 @@ def edit_with_saved_model(name, files, fit, data, split, n, progress=gr.Progress
     cfg = out["model"].info["diffusionclip"]
     return out["grid"], (f"Edited {len(out['edited'])} image(s) with **{name}** (“{cfg.get('source')}” → "
                          f"“{cfg.get('target')}”, t0 = {cfg.get('t0')}) in {out['seconds']:.1f} s. Saved in "
-                         f"`{run.dir}`; repeat with `{command}`.")
+                         f"`{run.dir}`; repeat with `{command}`."), export_files(run.dir)
 
 
 def build() -> None:
@@ -254,6 +253,7 @@ def build() -> None:
             grid = gr.Image(label="original | reconstruction | edited", type="pil", format="png", interactive=False)
             plot = gr.Plot(label="Loss")
             info = gr.Markdown()
+            export = export_box()
     clip.change(vocabulary_text, [clip, pretrained], vocab, api_name="edit_vocabulary")
     for box in (source, target):
         box.blur(prompt_check, [clip, pretrained, source, target], prompt_note, api_name=False)
@@ -278,8 +278,10 @@ def build() -> None:
         with gr.Column(scale=2):
             saved_grid = gr.Image(label="original | edited", type="pil", format="png", interactive=False)
             saved_info = gr.Markdown()
-    events = [go.click(edit_run, inputs, [grid, plot, info], api_name="edit_run"),
+            saved_export = export_box()
+    events = [go.click(edit_run, inputs, [grid, plot, info, export], api_name="edit_run"),
               saved_go.click(edit_with_saved_model, [saved_model, saved_files, saved_fit, saved_data, saved_split,
-                                                     saved_n], [saved_grid, saved_info], api_name="edit_saved")]
+                                                     saved_n], [saved_grid, saved_info, saved_export],
+                             api_name="edit_saved")]
     wire_stop(stop, TAB)
     return events

@@ -14,9 +14,10 @@ from lab.experiments.edit import saved_edit_models as editor_models
 from lab.experiments.ssda import CONDITIONS, TASKS, SSDAConfig, SSDAResult, load_result, run_ssda
 from lab.experiments.ssda_editor import EDITOR_RECIPE, finetune_editor
 from lab.models.store import read_info, resolve_model_path
-from lab.runs import recorded
-from lab.ui.common import float_in, guarded, int_in, reporter, run_folder, start_job, wire_stop
-from lab.viz.export import STATIC_EXPORT_NOTE, static_export_available, zip_folder
+from lab.runs import bundle_run, recorded
+from lab.ui.common import folder_in, model_in
+from lab.ui.common import export_box, float_in, guarded, int_in, reporter, run_folder, start_job, wire_stop
+from lab.viz.export import STATIC_EXPORT_NOTE, static_export_available
 
 TAB = "ssda"
 INTRO = """**Does translating labelled source images into the target domain help a classifier?** n′ labelled source
@@ -43,7 +44,9 @@ def _seeds(text) -> list[int]:
 def _config(task, editor, target_path, n_labelled, n_test, conditions, seeds, epochs, batch_size, lr) -> SSDAConfig:
     if task not in TASKS:
         raise LabError(f"Choose a task from the list, not {task!r}.")
-    config = SSDAConfig(task=task, editor=str(editor or "").strip(), target_path=str(target_path or "").strip() or None,
+    editor = model_in(editor, "DiffusionCLIP model") if str(editor or "").strip() else ""
+    target_path = folder_in(target_path, "The target folder") if task == "folder" else str(target_path or "").strip()
+    config = SSDAConfig(task=task, editor=editor, target_path=target_path or None,
                         n_labelled=int_in(n_labelled, "n′ (labelled source images)", 2, 60000),
                         n_test=int_in(n_test, "Test images per domain", 1, 100000),
                         conditions=list(conditions or []), seeds=_seeds(seeds),
@@ -98,7 +101,7 @@ def _info(result: SSDAResult, run_dir: Path) -> str:
 def _files(run_dir: Path) -> list[str]:
     names = ["config.json", "curves.csv", "table.csv", "result.json", "gallery.png",
              *(f"curves.{ext}" for ext in ("png", "svg", "pdf", "html"))]
-    return [str(run_dir / n) for n in names if (run_dir / n).exists()] + [str(zip_folder(run_dir))]
+    return [str(run_dir / n) for n in names if (run_dir / n).exists()] + [str(bundle_run(run_dir))]
 
 
 def _outputs(result: SSDAResult, run_dir: Path):
@@ -181,8 +184,7 @@ def build():
                                format="png", interactive=False)
             folder = gr.Textbox(label="Run folder (paste an earlier batch-adaptation run and press Reopen)")
             reopen_btn = gr.Button("Reopen run")
-            files = gr.File(label="Export: figure (PNG/SVG/PDF/HTML), curves and table (CSV), configuration (JSON), "
-                                  "gallery, and the whole run as one zip", file_count="multiple", interactive=False)
+            files = export_box()
 
     task.change(_task_changed, task, [editor, n_labelled, target_path, new_name], api_name=False)
     editor.change(editor_info, editor, about, api_name=False)

@@ -28,28 +28,46 @@ STATIC_EXPORT_NOTE = ("PNG/SVG/PDF export of charts needs a Chrome or Chromium b
                       "apt-get install chromium; a Space lists it in packages.txt). HTML and CSV are exported.")
 
 
-def save_figure(fig, stem: Path, formats=("html", "png", "svg", "pdf"), scale: float = 2.0) -> list[Path]:
-    """Write a plotly figure as ``stem.<fmt>`` for each format it can; return the files written."""
+def save_figure(fig, stem: Path, formats=("html", "png", "svg", "pdf", "json"), scale: float = 2.0) -> list[Path]:
+    """Write a plotly figure as ``stem.<fmt>`` for each format it can; return the files written. ``json`` is the
+    figure itself (the History tab rebuilds it with plotly.io.from_json); the static formats are written in one
+    browser session."""
     stem.parent.mkdir(parents=True, exist_ok=True)
+    unknown = [f for f in formats if f not in (*STATIC_FORMATS, "html", "json")]
+    if unknown:
+        raise ValueError(f"unknown figure format {unknown[0]}")
     written = []
+    static = [f for f in formats if f in STATIC_FORMATS]
+    if static and static_export_available():
+        import plotly.io as pio
+
+        paths = [stem.with_suffix(f".{fmt}") for fmt in static]
+        try:
+            pio.write_images([fig] * len(static), paths, format=list(static),
+                             scale=[scale if fmt == "png" else 1.0 for fmt in static])
+        except Exception as err:  # a browser that fails to start must not lose the run
+            log.warning("static export of %s failed: %s", stem, err)
+        written += [p for p in paths if p.exists()]
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")
         if fmt == "html":
             fig.write_html(path, include_plotlyjs="cdn")
-        elif fmt in STATIC_FORMATS:
-            if not static_export_available():
-                continue
-            try:
-                fig.write_image(path, scale=scale if fmt == "png" else 1.0)
-            except Exception as err:  # a browser that fails to start must not lose the run
-                log.warning("static export to %s failed: %s", path, err)
-                continue
         elif fmt == "json":
             path.write_text(fig.to_json())
         else:
-            raise ValueError(f"unknown figure format {fmt}")
+            continue
         written.append(path)
-    return written
+    order = {f: i for i, f in enumerate(formats)}
+    return sorted(written, key=lambda p: order[p.suffix[1:]])
+
+
+def complete_figure(fig, stem: Path) -> list[Path]:
+    """Write only the formats of a figure that are not there yet: HTML and JSON always, PNG/SVG/PDF (where a browser
+    is available) when neither a PNG nor an SVG of it exists."""
+    formats = [f for f in ("html", "json") if not stem.with_suffix(f".{f}").exists()]
+    if not any(stem.with_suffix(f".{f}").exists() for f in ("png", "svg")):
+        formats = ["png", "svg", "pdf", *formats]
+    return save_figure(fig, stem, tuple(formats)) if formats else []
 
 
 def write_csv(path: Path, rows: list[dict]) -> Path:

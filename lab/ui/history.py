@@ -1,0 +1,115 @@
+"""The History tab: every past run (app, CLI, cancelled or crashed), reopened from the runs folder or compared."""
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from lab.config import get_settings
+from lab.history import compare_records, open_run, run_kinds, run_rows
+from lab.runs import bundle_run
+from lab.ui.common import export_box, guarded, run_folder
+
+COLUMNS = ["id", "kind", "status", "started", "seconds", "metrics"]
+ALL = "all"
+
+
+def _intro() -> str:
+    return (f"Every run of every tab (and of `python -m lab`) is written to the runs folder "
+            f"(`{get_settings().runs_dir}`, setting `LAB_RUNS_DIR`) as it goes: a crash, a stopped job or a closed "
+            "browser loses nothing already computed. List them, reopen one (figures, configuration, metrics, "
+            "files and the whole run as one zip) or compare two side by side.")
+
+
+def _ids(kind=None) -> list[str]:
+    return [r["id"] for r in run_rows(None if kind in (None, "", ALL) else str(kind))]
+
+
+@guarded
+def list_runs_table(kind=ALL):
+    rows = run_rows(None if kind in (None, "", ALL) else str(kind))
+    ids = [r["id"] for r in rows]
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    return (table, gr.Dropdown(choices=ids), gr.Dropdown(choices=ids), gr.Dropdown(choices=ids))
+
+
+def _kinds():
+    return gr.Dropdown(choices=[ALL, *run_kinds()])
+
+
+@guarded
+def open_saved(run_id):
+    saved = open_run(run_folder(run_id, "run (choose one in the list)"))
+    gallery = [(str(p), p.stem) for p in saved.images]
+    names = [f.stem for f in saved.figures]
+    files = [str(f) for f in saved.files] + [str(bundle_run(saved.folder))]
+    return (saved.summary(), gallery, gr.Dropdown(choices=names, value=names[0] if names else None),
+            saved.figure(), saved.record.get("config") or {}, saved.record.get("metrics") or {}, files)
+
+
+@guarded
+def show_figure(run_id, name):
+    if not name:
+        return None
+    return open_run(run_folder(run_id, "run")).figure(str(name))
+
+
+@guarded
+def compare(run_a, run_b):
+    a = open_run(run_folder(run_a, "run A"))
+    b = open_run(run_folder(run_b, "run B"))
+    rows = compare_records(a.record, b.record)
+    differing = sum(r["differs"] for r in rows)
+    text = (f"**A** {a.summary().splitlines()[0]}\n\n**B** {b.summary().splitlines()[0]}\n\n"
+            f"{differing} of {len(rows)} settings and results differ.")
+    first = (lambda s: str(s.images[0]) if s.images else None)
+    return pd.DataFrame(rows, columns=["key", "A", "B", "differs"]), first(a), first(b), text
+
+
+def build():
+    gr.Markdown(_intro())
+    ids = _ids()
+    with gr.Row():
+        kind = gr.Dropdown([ALL, *run_kinds()], value=ALL, label="Kind", allow_custom_value=True, scale=2)
+        refresh = gr.Button("Refresh", scale=1)
+    table = gr.Dataframe(pd.DataFrame(run_rows(), columns=COLUMNS), label="Past runs (newest first)",
+                         interactive=False, max_height=360)
+    with gr.Accordion("Reopen a run", open=True):
+        with gr.Row():
+            run_id = gr.Dropdown(ids, value=None, label="Run (its id or folder)", allow_custom_value=True, scale=3)
+            open_btn = gr.Button("Open", variant="primary", scale=1)
+        summary = gr.Markdown()
+        gallery = gr.Gallery(label="Images of the run (grids, galleries, chart pictures)", columns=3, height="auto",
+                             format="png")
+        figure = gr.Dropdown([], label="Interactive figure", allow_custom_value=True)
+        plot = gr.Plot(label="Figure")
+        with gr.Row():
+            config = gr.JSON(label="Configuration")
+            metrics = gr.JSON(label="Metrics")
+        files = export_box()
+    with gr.Accordion("Compare two runs", open=True):
+        with gr.Row():
+            run_a = gr.Dropdown(ids, value=None, label="Run A", allow_custom_value=True)
+            run_b = gr.Dropdown(ids, value=None, label="Run B", allow_custom_value=True)
+            compare_btn = gr.Button("Compare")
+        compare_text = gr.Markdown()
+        compare_table = gr.Dataframe(label="Configuration and metrics: A, B, differs", interactive=False,
+                                     max_height=480)
+        with gr.Row():
+            image_a = gr.Image(label="A: first figure", type="filepath", interactive=False)
+            image_b = gr.Image(label="B: first figure", type="filepath", interactive=False)
+
+    listing = [table, run_id, run_a, run_b]
+    events = [
+        refresh.click(list_runs_table, kind, listing, api_name="history_list"),
+        kind.change(list_runs_table, kind, listing, api_name=False),
+        open_btn.click(open_saved, run_id, [summary, gallery, figure, plot, config, metrics, files],
+                       api_name="history_open"),
+        figure.change(show_figure, [run_id, figure], plot, api_name="history_figure"),
+        compare_btn.click(compare, [run_a, run_b], [compare_table, image_a, image_b, compare_text],
+                          api_name="history_compare"),
+    ]
+    refresh.click(_kinds, None, kind, api_name=False)
+    root = gr.context.Context.root_block
+    if root is not None:  # fresh list on every page load (runs made since the app started)
+        root.load(list_runs_table, kind, listing, api_name=False)
+    return events
