@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=50, b=50), font=dict(size=13),
-              legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
+# the legend sits under the x axis: above the plot it covers two-line titles in the exported PNG/SVG/PDF
+LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=70, b=110), font=dict(size=13),
+              legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0))
 
 
 def line_figure(x, series: dict[str, list], title: str, xlabel: str, ylabel: str,
@@ -16,7 +17,7 @@ def line_figure(x, series: dict[str, list], title: str, xlabel: str, ylabel: str
         fig.add_trace(go.Scatter(x=list(x), y=list(ys), name=name, mode="lines+markers" if markers else "lines",
                                  error_y=dict(type="data", array=list(err), visible=True) if err else None))
     fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title=ylabel, **LAYOUT)
-    if len(series) > 4:  # a long legend above the plot would cover the title: put it on the right
+    if len(series) > 4:  # a long legend: on the right, one entry per line
         fig.update_layout(legend=dict(orientation="v", yanchor="top", y=1, xanchor="left", x=1.02),
                           margin=dict(r=220))
     if log_x:
