@@ -44,10 +44,20 @@ def launch_kwargs() -> dict:
                 allowed_paths=[str(get_settings().runs_dir)])  # run files (exports, History) may lie outside cwd
 
 
-def main() -> None:
+QUEUE = dict(default_concurrency_limit=2, max_size=64)  # jobs run at a time, requests waiting
+
+
+def serve(**overrides) -> tuple[gr.Blocks, str]:
+    """The app, queued and launched as ``main`` serves it; ``overrides`` replace launch settings (the tests and
+    bench/load.py: a free port, ``prevent_thread_lock``). Returns the app and its local URL."""
     demo = build_app()
-    demo.queue(default_concurrency_limit=2, max_size=64)
-    demo.launch(**launch_kwargs())
+    demo.queue(**QUEUE)
+    _, url, _ = demo.launch(**{**launch_kwargs(), **overrides})
+    return demo, url
+
+
+def main() -> None:
+    serve()
 
 
 if __name__ == "__main__":

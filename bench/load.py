@@ -4,7 +4,7 @@
     python bench/load.py --quick             # 8 clients for 30 seconds
     python bench/load.py --clients 16 --seconds 300 --images 10 --steps 50
 
-The whole app (``app.build_app``) is served in this process on a free port with the queue of ``app.main``
+The whole app is served in this process on a free port by ``app.serve``, as ``app.main`` serves it
 (2 jobs at a time, at most 64 waiting). Each client is a thread with its own ``gradio_client.Client`` calling the
 Denoising tab's ``/denoise_grid`` endpoint in a loop — ddpm-mnist, DDIM, ``--images`` images, ``--steps`` steps, a
 fresh seed each time — until ``--seconds`` have passed; the request in flight at the deadline is still awaited.
@@ -30,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-QUEUE = dict(default_concurrency_limit=2, max_size=64)  # app.main's queue
 
 
 def free_port() -> int:
@@ -123,11 +122,7 @@ def main() -> None:
     from gradio_client import Client as GradioClient
     from lab.config import cpu_name, resolve_device
 
-    demo = app.build_app()
-    demo.queue(**QUEUE)
-    kwargs = app.launch_kwargs() if hasattr(app, "launch_kwargs") else {}
-    kwargs.update(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    _, url, _ = demo.launch(**kwargs)
+    demo, url = app.serve(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         began = time.monotonic()  # warm-up: the first request loads the model
         GradioClient(url, verbose=False).predict(**request_args(args.images, args.steps, 0), api_name="/denoise_grid")
@@ -168,7 +163,7 @@ def main() -> None:
         "warmup_seconds": round(warmup, 2),
         "request": f"/denoise_grid: ddpm-mnist, DDIM {args.steps} steps, {args.images} images, "
                    f"{request_args(args.images, args.steps, 0)['snapshots']} snapshots, a new seed each time",
-        "queue": QUEUE,
+        "queue": app.QUEUE,
         "device": str(resolve_device()),
         "threads": torch.get_num_threads(),
         "machine": cpu_name(),

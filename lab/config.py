@@ -69,6 +69,14 @@ def inside_allowed(value, what: str = "The path") -> Path:
     return path
 
 
+def check_if_path(text: str, what: str = "The path") -> None:
+    """A typed value that names a path (absolute, with '..', or existing) must lie inside an allowed root; a
+    shipped model's name, a Hub id or an open_clip name passes untouched."""
+    path = Path(text).expanduser()
+    if path.is_absolute() or ".." in path.parts or path.exists():
+        inside_allowed(path, what)
+
+
 def resolve_device(name: str | None = None) -> torch.device:
     """'auto' (or None) picks CUDA, then Apple MPS, then CPU; anything else is taken as given."""
     name = name or get_settings().device

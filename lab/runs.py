@@ -6,7 +6,6 @@ artifacts; figures and tables sit beside it.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from lab.config import get_settings
 from lab.errors import Cancelled, LabError
+from lab.viz.export import complete_figure, csv_text, zip_folder
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +115,11 @@ def list_runs(root: Path | None = None, kind: str | None = None) -> list[dict]:
     out = []
     for folder in sorted((p for p in root.iterdir() if p.is_dir()), reverse=True):
         try:
-            record = json.loads((folder / "run.json").read_text())
-        except (OSError, json.JSONDecodeError):
+            record = read_record(folder)
+        except LabError:
             continue
         if kind is None or record.get("kind") == kind:
-            out.append({**record, "dir": str(folder), "id": folder.name})
+            out.append(record)
     return out
 
 
@@ -273,18 +273,8 @@ def write_sidecars(run_dir: Path, overwrite: bool = False) -> list[Path]:
     write("versions.json", lambda: json.dumps({"libraries": library_versions(),
                                                "checkpoints": checkpoints_used(record.get("config") or {})},
                                               indent=2, default=str))
-    metrics = flatten(record.get("metrics") or {}) if record.get("metrics") else {}
-
-    def metrics_csv() -> str:
-        import io
-
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(["metric", "value"])
-        writer.writerows(metrics.items())
-        return buf.getvalue()
-
-    write(_sidecar(record, "metrics.csv"), metrics_csv)
+    rows = [{"metric": k, "value": v} for k, v in flatten(record.get("metrics") or {}).items()]
+    write(_sidecar(record, "metrics.csv"), lambda: csv_text(rows) if rows else "metric,value\r\n")
     write(_sidecar(record, "metrics.json"), lambda: json.dumps(record.get("metrics") or {}, indent=2, default=str))
     write("REPRODUCE.md", lambda: reproduce_text(record))
     return written
@@ -293,8 +283,6 @@ def write_sidecars(run_dir: Path, overwrite: bool = False) -> list[Path]:
 def bundle_run(run_dir: Path) -> Path:
     """The whole run folder as one zip beside it (``<runs>/<id>.zip``): figures, tables, run.json (configuration
     and metrics), metrics.csv/json, versions.json and REPRODUCE.md (the CLI command). Reused while up to date."""
-    from lab.viz.export import zip_folder
-
     run_dir = Path(run_dir)
     write_sidecars(run_dir)
     dest = run_dir.with_suffix(".zip")
@@ -309,8 +297,6 @@ def export_files(run_dir: Path, figures: dict | None = None) -> list[Path]:
     """What a tab offers for download after a run: its figures (each plotly figure in ``figures`` — stem → figure —
     completed to HTML, JSON and, where a browser is available, PNG/SVG/PDF), its PNG/SVG/PDF/HTML/CSV/JSON files,
     then the zip of the whole run."""
-    from lab.viz.export import complete_figure
-
     run_dir = Path(run_dir)
     for stem, fig in (figures or {}).items():
         if fig is not None:

@@ -258,12 +258,9 @@ def client(request):
     """The whole app, served as app.main serves it (same launch settings), on a free port."""
     from gradio_client import Client
 
-    from app import build_app, launch_kwargs
+    from app import serve
 
-    demo = build_app()
-    demo.queue(default_concurrency_limit=2, max_size=64)
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True,
-                            **{**launch_kwargs(), "server_name": "127.0.0.1", "server_port": free_port()})
+    demo, url = serve(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     request.addfinalizer(demo.close)
     return Client(url, verbose=False)
 

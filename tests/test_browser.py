@@ -49,13 +49,9 @@ def _isolated_runs(runs_dir):
 
 @pytest.fixture(scope="module")
 def app_url(runs_dir):
-    import app
+    from app import serve
 
-    demo = app.build_app()
-    demo.queue(default_concurrency_limit=2, max_size=64)  # as app.main serves it
-    kwargs = app.launch_kwargs() if hasattr(app, "launch_kwargs") else {}
-    kwargs.update(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    _, url, _ = demo.launch(**kwargs)
+    demo, url = serve(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     yield url
     demo.close()
 

@@ -136,12 +136,10 @@ def load_clip(name: str = DEFAULT_CLIP, pretrained: str | None = None, device=No
     except LabError:
         raise
     except Exception as err:  # noqa: BLE001 — corrupt file, missing weights, network
-        from lab.models.store import damaged_weights
+        from lab.models.store import load_failure
 
-        damaged = damaged_weights(spec.folder) if spec.folder is not None else None
-        if damaged:
-            raise LabError(damaged) from err
-        raise LabError(f"CLIP {spec.label} could not be loaded ({type(err).__name__}: {err}).") from err
+        raise load_failure(spec.folder,
+                           f"CLIP {spec.label} could not be loaded ({type(err).__name__}: {err}).") from err
     vocabulary = None
     if spec.folder is not None and (spec.folder / "vocabulary.json").exists():
         vocabulary = json.loads((spec.folder / "vocabulary.json").read_text())["words"]

@@ -500,13 +500,10 @@ def _load(name_or_path, cls, what: str, hint: str):
         model = cls.from_pretrained(where, low_cpu_mem_usage=False)
         scheduler = _scheduler(where)
     except Exception as err:  # truncated safetensors, missing tensors ...
-        from lab.models.store import damaged_weights
+        from lab.models.store import load_failure
 
-        damaged = damaged_weights(where)
-        if damaged:
-            raise LabError(damaged) from err
-        raise LabError(f"{where} could not be loaded as a {cls.__name__} ({type(err).__name__}: {err}). "
-                       f"The folder may be incomplete or corrupt: {hint}") from err
+        raise load_failure(where, f"{where} could not be loaded as a {cls.__name__} ({type(err).__name__}: {err}). "
+                                  f"The folder may be incomplete or corrupt: {hint}") from err
     return model.eval(), scheduler, str(where), read_info(where)
 
 

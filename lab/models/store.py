@@ -87,7 +87,7 @@ def resolve_model_path(name_or_path: str | Path) -> Path | str:
 def check_model_source(value, what: str = "Model") -> str:
     """A model given by a user of the app: a shipped name, a Hub id, or a folder inside the allowed roots
     (see ``lab.config.allowed_roots``). Returns the cleaned text; LabError otherwise."""
-    from lab.config import inside_allowed
+    from lab.config import check_if_path, inside_allowed
 
     text = str(value or "").strip()
     if not text:
@@ -95,9 +95,7 @@ def check_model_source(value, what: str = "Model") -> str:
     if len(text) > MAX_PATH_CHARS or "\x00" in text:
         raise LabError(f"{what}: the name is {len(text)} characters long; give a shipped model's name or a "
                        f"folder path of at most {MAX_PATH_CHARS} characters.")
-    path = Path(text).expanduser()
-    if path.is_absolute() or ".." in path.parts or path.exists():
-        inside_allowed(path, what)
+    check_if_path(text, what)
     where = resolve_model_path(text)
     if isinstance(where, Path):
         inside_allowed(where, what)
@@ -120,6 +118,11 @@ def damaged_weights(folder) -> str | None:
             return (f"The weights file {file} is damaged ({str(err)[:200] or type(err).__name__}); "
                     "re-train or re-download the model (or copy its folder anew).")
     return None
+
+
+def load_failure(where, message: str) -> LabError:
+    """What to raise when loading from ``where`` failed: the damaged weights file, when one is; else ``message``."""
+    return LabError((damaged_weights(where) if where is not None else None) or message)
 
 
 def list_models(kind: str | None = None) -> list[str]:
@@ -152,11 +155,8 @@ def load_diffusion(name_or_path: str | Path, device: torch.device | str | None =
     except LabError:
         raise
     except Exception as err:  # truncated safetensors, bad JSON, wrong class ...
-        damaged = damaged_weights(where) if isinstance(where, Path) else None
-        if damaged:
-            raise LabError(damaged) from err
-        raise LabError(f"{where} could not be loaded as a diffusion model ({type(err).__name__}: {err}). "
-                       "The folder may be incomplete or corrupt: train it again or copy it anew.") from err
+        raise load_failure(where, f"{where} could not be loaded as a diffusion model ({type(err).__name__}: {err}). "
+                           "The folder may be incomplete or corrupt: train it again or copy it anew.") from err
     info = read_info(where) if isinstance(where, Path) else {}
     model = DiffusionModel(unet.eval(), scheduler, kind, str(where), info)
     return model.to(resolve_device(device) if isinstance(device, str) else device) if device is not None else model
@@ -287,10 +287,8 @@ def load_classifier(name_or_path: str | Path, device: torch.device | str | None 
     try:
         net = ConvNet.from_pretrained(where, low_cpu_mem_usage=False)
     except Exception as err:
-        damaged = damaged_weights(where) if isinstance(where, Path) else None
-        if damaged:
-            raise LabError(damaged) from err
-        raise LabError(f"{where} could not be loaded as a classifier ({type(err).__name__}: {err}).") from err
+        raise load_failure(where, f"{where} could not be loaded as a classifier "
+                                  f"({type(err).__name__}: {err}).") from err
     net.eval()
     return net.to(device) if device is not None else net
 

@@ -237,18 +237,15 @@ def folder_in(value, what: str = "The folder") -> str | None:
 def clip_in(value, pretrained=None, what: str = "CLIP") -> tuple[str, str | None]:
     """A CLIP box (shipped name, open_clip name, or a folder) and its optional weights file: paths must lie inside
     the allowed folders."""
-    from pathlib import PurePath
-
-    from lab.config import inside_allowed
+    from lab.config import check_if_path
 
     out = []
     for text, label in ((str(value or "").strip(), what), (str(pretrained or "").strip(), f"{what} weights file")):
         if len(text) > 1024:
             raise LabError(f"{label}: the text is {len(text)} characters long; give clip-lab (shipped), a folder, "
                            "or an open_clip name such as ViT-B-32 (at most 1024 characters).")
-        path = Path(text).expanduser() if text else None
-        if path is not None and (path.is_absolute() or ".." in PurePath(text).parts or path.exists()):
-            inside_allowed(path, label)
+        if text:
+            check_if_path(text, label)
         out.append(text or None)
     if out[0] is None:
         raise LabError("Choose a CLIP model first (clip-lab is shipped).")

@@ -8,12 +8,12 @@ import pandas as pd
 
 from lab.errors import LabError
 from lab.experiments.conditional import (DEFAULT_CLASSIFIER, DEFAULT_MODELS, DEFAULT_SCALES, MAX_SCALE, METHODS,
-                                         SCALE_NAME, ConditionalConfig, MethodEntry, config_dict, models_for, parse_scales,
-                                         run_compare, run_grid, run_sweep)
+                                         SCALE_NAME, ConditionalConfig, MethodEntry, config_dict, models_for,
+                                         parse_scales, run_compare, run_grid, run_sweep)
 from lab.models.store import list_models
 from lab.runs import recorded
-from lab.ui.common import model_in
-from lab.ui.common import export_box, export_files, float_in, guarded, int_in, reporter, start_job, wire_stop
+from lab.ui.common import (export_box, export_files, float_in, guarded, int_in, model_in, reporter, start_job,
+                            wire_stop)
 
 TAB = "conditional"
 INTRO = """Generate one row per class with each conditioning method and see whether the samples really are of

@@ -12,10 +12,10 @@ from lab.errors import LabError
 from lab.experiments.dann import (OFFICE_HOME_DOMAINS, PUBLIC_REFERENCE, SEED_PLACEMENTS, SEED_REFERENCE, TASKS,
                                   DANNConfig, DANNResult, load_result, run_dann)
 from lab.models.dann import BACKBONES, PLACEMENTS
-from lab.runs import bundle_run, recorded
-from lab.ui.common import folder_in
-from lab.ui.common import export_box, float_in, guarded, int_in, reporter, run_folder, start_job, wire_stop
-from lab.viz.export import STATIC_EXPORT_NOTE, save_figure, static_export_available
+from lab.runs import recorded
+from lab.ui.common import (export_box, export_files, float_in, folder_in, guarded, int_in, reporter, run_folder,
+                            start_job, wire_stop)
+from lab.viz.export import save_figure
 
 TAB = "dann"
 INTRO = """**Domain-Adversarial Training (DANN, Ganin et al.)**: a domain discriminator sits behind a *gradient
@@ -31,7 +31,6 @@ linear classifier on the backbone features of both test sets. Every result says 
 TASK_CHOICES = [(label, key) for key, label in TASKS.items()]
 PLACEMENT_CHOICES = [(f"{key}: {label}", key) for key, label in PLACEMENTS.items()]
 BACKBONE_CHOICES = [(label, key) for key, label in BACKBONES.items()]
-CONFIG_FILES = ("config.json", "table.csv", "runs.csv", "history.csv", "seed_reference.csv", "result.json")
 
 
 def _int_list(text, name: str) -> list[int]:
@@ -112,15 +111,6 @@ def _info(result: DANNResult, run_dir: Path) -> str:
     return "\n\n".join(lines)
 
 
-def _files(run_dir: Path) -> list[str]:
-    names = [*CONFIG_FILES, *(f"{stem}.{ext}" for stem in ("curves_accuracy", "curves_domain", "tsne_domain",
-                                                           "tsne_class") for ext in ("png", "svg", "pdf", "html"))]
-    files = [str(run_dir / n) for n in names if (run_dir / n).exists()]
-    if not static_export_available():
-        gr.Warning(STATIC_EXPORT_NOTE)
-    return files + [str(bundle_run(run_dir))]
-
-
 @guarded
 def compare(task, officehome_path, oh_source, oh_target, backbone, weights, placements, seeds, epochs, steps,
             batch_size, optimizer, lr, lr_schedule, lambda_schedule, lambda_max, augment, augment_scale,
@@ -138,7 +128,7 @@ def compare(task, officehome_path, oh_source, oh_target, backbone, weights, plac
         save_figure(tsne, run.path("tsne_domain"))
     labels = [result.run_label(r) for r in result.runs]
     return (_info(result, run.dir), pd.DataFrame(result.display_rows()), result.curves_figure("accuracy"), tsne,
-            gr.Dropdown(choices=labels, value=label), str(run.dir), _files(run.dir))
+            gr.Dropdown(choices=labels, value=label), str(run.dir), export_files(run.dir))
 
 
 @guarded
@@ -155,7 +145,7 @@ def tsne(run_folder, label, color_by, progress=gr.Progress()):
     progress((0, 1), desc="t-SNE")
     fig = result.tsne_figure(str(label) if label else None, str(color_by))
     save_figure(fig, folder / f"tsne_{color_by}")
-    return fig, _files(folder)
+    return fig, export_files(folder)
 
 
 def build():

@@ -10,9 +10,8 @@ from lab.errors import LabError
 from lab.experiments.denoise import DenoiseConfig, run_denoise, run_quality, run_step_sweep
 from lab.models.store import list_models
 from lab.runs import recorded
-from lab.ui.common import model_in
-from lab.ui.common import (export_box, export_files, float_in, guarded, int_in, model_dropdown, reporter, start_job,
-                            wire_stop)
+from lab.ui.common import (export_box, export_files, float_in, guarded, int_in, model_dropdown, model_in, reporter,
+                            start_job, wire_stop)
 from lab.viz.export import save_figure, write_csv
 from lab.viz.plots import line_figure
 

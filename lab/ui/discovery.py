@@ -10,9 +10,8 @@ from lab.experiments.discovery import (TARGETS, DiscoveryConfig, DiscoverySettin
                                        run_discover, run_finetune, run_reconstruct, run_stats)
 from lab.models.store import list_models
 from lab.runs import recorded
-from lab.ui.common import folder_in, model_in
-from lab.ui.common import (export_box, export_files, float_in, guarded, int_in, model_dropdown, notify, reporter,
-                            start_job, wire_stop)
+from lab.ui.common import (export_box, export_files, float_in, folder_in, guarded, int_in, model_dropdown, model_in,
+                            notify, reporter, start_job, wire_stop)
 
 TAB = "discovery"
 INTRO = """Can a diffusion model trained on one domain (MNIST digits) produce images of a domain it never saw
@@ -43,7 +42,8 @@ def _config(model, target, style, path, shots, in_domain, t0, steps, classifier,
                            shots=int_in(shots, "Few-shot images", 2, 5000), in_domain=str(in_domain or "auto"),
                            t0=int_in(t0, "t0", 1, 999), steps=int_in(steps, "Inversion steps", 1, 999),
                            classifier=(str(classifier or "auto") if str(classifier or "auto") in ("auto", "none")
-                                       else model_in(classifier, "Feature classifier")), seed=int_in(seed, "Seed", 0, 2**31 - 1))
+                                       else model_in(classifier, "Feature classifier")),
+                           seed=int_in(seed, "Seed", 0, 2**31 - 1))
 
 
 def _uploads(config: DiscoveryConfig, upload):

@@ -15,9 +15,8 @@ from lab.errors import LabError
 from lab.experiments.edit import EditConfig, check_image, edit_command, edit_saved, run_edit, saved_edit_models
 from lab.models.store import list_models, load_diffusion
 from lab.runs import recorded
-from lab.ui.common import clip_in, model_in
-from lab.ui.common import (export_box, export_files, float_in, guarded, guarded_stream, int_in, model_dropdown,
-                            reporter, start_job, wire_stop)
+from lab.ui.common import (clip_in, export_box, export_files, float_in, guarded, guarded_stream, int_in,
+                            model_dropdown, model_in, reporter, start_job, wire_stop)
 from lab.viz.export import save_figure
 from lab.viz.plots import line_figure
 
@@ -25,13 +24,9 @@ TAB = "edit"
 MAX_UPLOADS = 64
 
 
-def _split_clip(clip: str, pretrained: str) -> tuple[str, str | None]:
-    return clip_in(clip, pretrained)
-
-
 def vocabulary_text(clip, pretrained) -> str:
     try:
-        model = load_clip(*_split_clip(clip, pretrained))
+        model = load_clip(*clip_in(clip, pretrained))
     except LabError as err:
         return f"⚠️ {err}"
     if model.vocabulary is None:
@@ -44,7 +39,7 @@ def prompt_check(clip, pretrained, source, target) -> str:
     """A non-blocking note under the prompts (the run itself refuses bad prompts with an error)."""
     notes = []
     try:
-        model = load_clip(*_split_clip(clip, pretrained))
+        model = load_clip(*clip_in(clip, pretrained))
         vocab = model.vocabulary
     except LabError:
         vocab = None
@@ -62,9 +57,10 @@ def _config(model, clip, pretrained, source, target, data, n_train, t0, n_inv, n
             lam_l1, lam_id, lam_struct, iterations, lr, batch, variant, edit_n, save_as, seed) -> EditConfig:
     if not model:
         raise LabError("Choose a DDPM backbone first.")
-    clip, pretrained = _split_clip(clip, pretrained)
+    clip, pretrained = clip_in(clip, pretrained)
     return EditConfig(
-        model=model_in(model, "Diffusion backbone"), clip=clip, clip_pretrained=pretrained, source=str(source or ""), target=str(target or ""),
+        model=model_in(model, "Diffusion backbone"), clip=clip, clip_pretrained=pretrained, source=str(source or ""),
+        target=str(target or ""),
         data=str(data), n_train=int_in(n_train, "Fine-tuning images", 1, 1000), t0=int_in(t0, "t0", 1, 999),
         n_inv_step=int_in(n_inv, "Inversion steps", 1, 1000),
         n_train_step=int_in(n_train_step, "Fine-tuning generation steps", 1, 200),

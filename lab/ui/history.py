@@ -20,10 +20,6 @@ def _intro() -> str:
             "files and the whole run as one zip) or compare two side by side.")
 
 
-def _ids(kind=None) -> list[str]:
-    return [r["id"] for r in run_rows(None if kind in (None, "", ALL) else str(kind))]
-
-
 @guarded
 def list_runs_table(kind=ALL):
     rows = run_rows(None if kind in (None, "", ALL) else str(kind))
@@ -67,11 +63,12 @@ def compare(run_a, run_b):
 
 def build():
     gr.Markdown(_intro())
-    ids = _ids()
+    rows = run_rows()
+    ids = [r["id"] for r in rows]
     with gr.Row():
         kind = gr.Dropdown([ALL, *run_kinds()], value=ALL, label="Kind", allow_custom_value=True, scale=2)
         refresh = gr.Button("Refresh", scale=1)
-    table = gr.Dataframe(pd.DataFrame(run_rows(), columns=COLUMNS), label="Past runs (newest first)",
+    table = gr.Dataframe(pd.DataFrame(rows, columns=COLUMNS), label="Past runs (newest first)",
                          interactive=False, max_height=360)
     with gr.Accordion("Reopen a run", open=True):
         with gr.Row():

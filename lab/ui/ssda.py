@@ -14,9 +14,9 @@ from lab.experiments.edit import saved_edit_models as editor_models
 from lab.experiments.ssda import CONDITIONS, TASKS, SSDAConfig, SSDAResult, load_result, run_ssda
 from lab.experiments.ssda_editor import EDITOR_RECIPE, finetune_editor
 from lab.models.store import read_info, resolve_model_path
-from lab.runs import bundle_run, recorded
-from lab.ui.common import folder_in, model_in
-from lab.ui.common import export_box, float_in, guarded, int_in, reporter, run_folder, start_job, wire_stop
+from lab.runs import recorded
+from lab.ui.common import (export_box, export_files, float_in, folder_in, guarded, int_in, model_in, reporter,
+                            run_folder, start_job, wire_stop)
 from lab.viz.export import STATIC_EXPORT_NOTE, static_export_available
 
 TAB = "ssda"
@@ -98,16 +98,10 @@ def _info(result: SSDAResult, run_dir: Path) -> str:
     return "\n\n".join(lines)
 
 
-def _files(run_dir: Path) -> list[str]:
-    names = ["config.json", "curves.csv", "table.csv", "result.json", "gallery.png",
-             *(f"curves.{ext}" for ext in ("png", "svg", "pdf", "html"))]
-    return [str(run_dir / n) for n in names if (run_dir / n).exists()] + [str(bundle_run(run_dir))]
-
-
 def _outputs(result: SSDAResult, run_dir: Path):
     gallery = result.gallery() if result.adapted is not None else None
     return (_info(result, run_dir), pd.DataFrame(result.display_rows()), result.curves_figure(), gallery,
-            str(run_dir), _files(run_dir))
+            str(run_dir), export_files(run_dir))
 
 
 @guarded
