@@ -19,6 +19,7 @@ class Settings:
     checkpoint_dir: Path  # LAB_CHECKPOINT_DIR: shipped and trained models
     runs_dir: Path        # LAB_RUNS_DIR: every run's configuration, figures and results
     cache_dir: Path       # LAB_CACHE_DIR: inverted latents, translated images
+    weights_dir: Path     # LAB_WEIGHTS_DIR: third-party networks (face-api/ for the face identity loss)
     device: str           # LAB_DEVICE: auto | cpu | cuda | cuda:1 | mps
     offline: bool         # HF_HUB_OFFLINE=1 or LAB_OFFLINE=1: never try to download
     extra_roots: tuple[Path, ...] = ()  # LAB_MODEL_ROOTS: more folders the app may read models and images from
@@ -36,6 +37,7 @@ def get_settings() -> Settings:
         checkpoint_dir=_path("LAB_CHECKPOINT_DIR", str(ROOT / "checkpoints")),
         runs_dir=_path("LAB_RUNS_DIR", "./runs"),
         cache_dir=_path("LAB_CACHE_DIR", "./cache"),
+        weights_dir=_path("LAB_WEIGHTS_DIR", "./weights"),
         device=os.environ.get("LAB_DEVICE", "auto"),
         offline=os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("LAB_OFFLINE") == "1",
         extra_roots=tuple(Path(p).expanduser() for p in os.environ.get("LAB_MODEL_ROOTS", "").split(os.pathsep)

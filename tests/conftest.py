@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("LAB_DATA_DIR", str(SHARED_DATA))
+os.environ.setdefault("LAB_WEIGHTS_DIR", str(ROOT.parent / "shared" / "weights"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from conftest import needs_checkpoints, needs_mnist
+from conftest import needs_checkpoints, needs_mnist, needs_utkface
+from test_faceid import needs_face_api
 from test_clip import _one_thread, tiny_clip  # noqa: F401 — shared fixtures
 from lab.clip import load_clip
 from lab.diffusion.samplers import ddim_invert, ddim_sample, ddim_timesteps
@@ -307,3 +308,51 @@ def test_tab_and_cli_edit_with_a_saved_model(client, tiny_ddpm, tiny_clip, tmp_p
     assert main(["edit", "--with-saved", "tuned", "--edit-n", "2", "--threads", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["edited"] == 2
     assert tuned.saved_to.endswith("tuned")
+
+
+@pytest.fixture(scope="module")
+def tiny_face_ddpm(tmp_path_factory):
+    """An untrained 64-px RGB DDPM whose record says it was trained on UTKFace."""
+    from lab.diffusion.schedules import make_ddpm_scheduler
+    from lab.models.store import save_diffusion
+    from lab.models.unet import build_unet
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny") / "tiny-face-ddpm"
+    unet = build_unet("rgb64", block_out_channels=(8, 8, 16, 16), attention_head_dim=8)
+    save_diffusion(folder, unet, make_ddpm_scheduler(), "ddpm",
+                   {"data": {"name": "utkface", "split": "train", "count": 0, "size": 64, "channels": 3}})
+    return folder
+
+
+@needs_utkface
+@needs_face_api
+def test_tab_suits_a_face_backbone_and_keeps_identity_with_face_api(client, tiny_face_ddpm, tiny_clip):
+    data, source, target = client.predict(model=str(tiny_face_ddpm), api_name="/edit_backbone")
+    assert (data, source, target) == ("utkface", "a photo of a face", "a pencil sketch of a face")
+    grid, _, info, _ = client.predict(model=str(tiny_face_ddpm), clip=str(tiny_clip),
+                                      **{**RUN, "data": data, "source": source, "target": target, "lam_id": 0.5},
+                                      api_name="/edit_run")
+    assert Image.open(grid).mode == "RGB" and "same person (face-api descriptor distance < 0.6)" in info
+    with pytest.raises(Exception, match="reads grey digits; this model is RGB"):
+        run_edit(EditConfig(model=str(tiny_face_ddpm), clip=str(tiny_clip), data="utkface", identity="digit-classifier",
+                            n_train=1, edit_n=1, n_inv_step=2, n_train_step=1, n_test_step=2, iterations=1))
+
+
+@needs_utkface
+def test_cli_takes_data_and_prompts_from_a_face_backbone(tiny_face_ddpm, tiny_clip, tmp_path, monkeypatch, capsys):
+    import json
+
+    from lab.cli import main
+    from lab.commands import load_all
+
+    monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
+    load_all()
+    code = main(["edit", "--model", str(tiny_face_ddpm), "--clip", str(tiny_clip), "--n-train", "1", "--t0", "300",
+                 "--n-inv-step", "2", "--n-train-step", "1", "--n-test-step", "2", "--iterations", "1",
+                 "--batch-size", "1", "--edit-n", "1", "--identity", "none", "--threads", "1"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    saved = json.loads((Path(out["run"]) / "result.json").read_text())["config"]
+    assert (saved["data"], saved["source"], saved["target"]) == ("utkface", "a photo of a face",
+                                                                 "a pencil sketch of a face")

@@ -19,9 +19,10 @@ def _first_last(losses, k=3):
 
 
 @needs_mnist
-@pytest.mark.parametrize("kind", ["ddpm", "score"])
-def test_short_diffusion_training_lowers_the_loss(tmp_path, kind):
-    config = TrainConfig(steps=40, batch_size=32, lr=2e-3, warmup=5, log_every=4, checkpoint_every=100)
+@pytest.mark.parametrize("kind, cpu_bf16", [("ddpm", False), ("score", False), ("ddpm", True)])
+def test_short_diffusion_training_lowers_the_loss(tmp_path, kind, cpu_bf16):
+    config = TrainConfig(steps=40, batch_size=32, lr=2e-3, warmup=5, log_every=4, checkpoint_every=100,
+                         device="cpu", cpu_bf16=cpu_bf16)
     out = train_diffusion(kind, tmp_path / kind, data="mnist", limit=512, config=config)
     info = json.loads((out / "training.json").read_text())
     first, last = _first_last(info["losses"])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from lab.cli import command, common_args
 from lab.experiments.denoise import DenoiseConfig, run_denoise, run_quality, run_step_sweep
+from lab.metrics import FEATURE_NETWORKS
 from lab.runs import recorded
 
 
@@ -63,7 +64,9 @@ def _sample(args, progress) -> dict:
 def _evaluate_args(p) -> None:
     _sampler_args(p)
     p.add_argument("--fid-n", type=int, default=1000, help="samples (and real images) for FID")
-    p.add_argument("--features", default="classifier", choices=["classifier", "inception"])
+    p.add_argument("--features", default="classifier", choices=FEATURE_NETWORKS,
+                   help="FID features: the lab's digit classifier, Inception (online or LAB_INCEPTION_WEIGHTS), "
+                        "or the face-api descriptor (faces)")
     p.add_argument("--reference", default=None, help="real dataset to compare with (default: the model's)")
     p.add_argument("--no-floor", action="store_true")
     p.add_argument("--write-card", action="store_true", help="store the metrics in the model folder's card")
@@ -85,12 +88,12 @@ def _evaluate(args, progress) -> dict:
         result.save(run)
     metrics = {"fid": result.fid["fid"], "fid_floor": result.floor["fid"] if result.floor else None,
                "fid_n": result.n, "fid_features": result.fid["feature_network"],
-               "kid": result.fid["kid"], "confident_fraction": result.quality["confident_fraction"],
-               "class_entropy": result.quality["class_entropy"], "sampler": config.sampler,
+               "kid": result.fid["kid"], "confident_fraction": result.quality.get("confident_fraction"),
+               "class_entropy": result.quality.get("class_entropy"), "sampler": config.sampler,
                "sampler_steps": config.steps if config.sampler != "langevin" else config.langevin_steps,
                "evaluate_command": cmd}
     if args.write_card:
         where = resolve_model_path(args.model)
-        if isinstance(where, Path):
-            update_metrics(where, metrics)
+        if isinstance(where, Path):  # a face model has no class measures: the card lists what was measured
+            update_metrics(where, {k: v for k, v in metrics.items() if v is not None})
     return {"run": str(run.dir), **metrics}

@@ -59,9 +59,11 @@ def _edit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="ddpm-mnist", help="DDPM backbone: shipped name, folder or (online) hub id")
     p.add_argument("--clip", default="clip-lab", help="CLIP: clip-lab, a folder, or an open_clip name like ViT-B-32")
     p.add_argument("--clip-pretrained", default=None, help="open_clip pretrained tag (e.g. openai) or weights file")
-    p.add_argument("--source", default="a digit", help="source text")
-    p.add_argument("--target", default="a sketch of a digit", help="target text")
-    p.add_argument("--data", default="mnist", choices=DATASETS, help="fine-tuning (and editing) images")
+    p.add_argument("--source", default=None, help="source text (default: the backbone's, e.g. 'a digit')")
+    p.add_argument("--target", default=None,
+                   help="target text (default: the backbone's, e.g. 'a sketch of a digit', 'a pencil sketch of a face')")
+    p.add_argument("--data", default=None, choices=DATASETS,
+                   help="fine-tuning (and editing) images (default: the backbone's training data, else mnist)")
     p.add_argument("--split", default="train", choices=["train", "test"])
     p.add_argument("--style", default="plain", choices=STYLES)
     p.add_argument("--n-train", type=int, default=16, help="images to fine-tune on")
@@ -101,16 +103,22 @@ def _edit(args, progress) -> dict:
     import torch
 
     from lab.data.sources import open_image
-    from lab.experiments.edit import EditConfig, check_image, run_edit
+    from lab.experiments.edit import EditConfig, backbone_defaults, check_image, run_edit
     from lab.models.store import load_diffusion
     from lab.runs import recorded
 
+    suits = {"data": "mnist", "source": "a digit", "target": "a sketch of a digit",
+             **backbone_defaults(args.with_saved or args.model)}
+    for key in ("data", "source", "target"):
+        if getattr(args, key) is None:
+            setattr(args, key, suits[key])
     config = EditConfig(model=args.model, clip=args.clip, clip_pretrained=args.clip_pretrained, source=args.source,
                         target=args.target, data=args.data, split=args.split, style=args.style, n_train=args.n_train,
                         t0=args.t0, n_inv_step=args.n_inv_step, n_train_step=args.n_train_step,
                         n_test_step=args.n_test_step, lambda_clip=args.lambda_clip, lambda_l1=args.lambda_l1,
                         lambda_id=args.lambda_id, lambda_struct=args.lambda_struct, identity=args.identity,
-                        clip_views=args.clip_views, iterations=args.iterations, lr=args.lr, batch_size=args.batch_size, variant=args.variant, edit_split=args.edit_split,
+                        clip_views=args.clip_views, iterations=args.iterations, lr=args.lr,
+                        batch_size=args.batch_size, variant=args.variant, edit_split=args.edit_split,
                         edit_n=args.edit_n, edit_batch_size=args.edit_batch_size, save_as=args.save_as,
                         seed=args.seed, device=args.device or "auto")
     config.validate()

@@ -33,11 +33,14 @@ def predict(model, x: torch.Tensor, t) -> torch.Tensor:
     return out.float()
 
 
-def autocast_for(device: torch.device):
-    """bf16/fp16 autocast on CUDA (AMP); nothing on CPU, where it does not pay off for these sizes."""
+def autocast_for(device: torch.device, cpu_bf16: bool = False):
+    """bf16/fp16 autocast on CUDA (AMP). On CPU nothing unless ``cpu_bf16`` — it pays off only on CPUs with
+    bf16 instructions (AVX512-BF16/AMX) and for the larger (64 px) networks."""
     if device.type == "cuda":
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=dtype)
+    if cpu_bf16 and device.type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

@@ -178,7 +178,7 @@ def _with_steps(config: DenoiseConfig, model: DiffusionModel, total: int) -> Den
 
 
 def run_step_sweep(config: DenoiseConfig, step_counts=(10, 100, 1000), metric_images: int | None = None,
-                   classifier: str | None = "classifier-mnist", progress: ProgressFn | None = None) -> SweepResult:
+                   classifier: str | None = None, progress: ProgressFn | None = None) -> SweepResult:
     """The seed's comparison of T = 10, 100, 1000: one grid and one quality measure per T.
 
     For a score model T is the total number of Langevin steps (T / levels per level).
@@ -188,6 +188,7 @@ def run_step_sweep(config: DenoiseConfig, step_counts=(10, 100, 1000), metric_im
     model = load_for(config)
     if not step_counts:
         raise LabError("Give at least one step count for the sweep.")
+    classifier = classifier or DOMAIN_CLASSIFIERS.get(model.info.get("data", {}).get("name", "mnist").split("-")[0])
     result = SweepResult(list(step_counts), [])
     for k, total in enumerate(step_counts):
         cfg = _with_steps(config, model, int(total))
@@ -214,7 +215,7 @@ class QualityResult:
     n: int
     fid: dict                  # FIDResult.as_dict(): fid, kid, n, feature network, label
     floor: dict | None         # the same between two disjoint real sets of size n
-    quality: dict              # confident fraction, class entropy, histogram
+    quality: dict              # confident fraction, class entropy, histogram (grey models); else only n
     sampling_seconds: float
 
     def rows(self) -> list[dict]:
@@ -222,16 +223,20 @@ class QualityResult:
                "KID": None if self.fid["kid"] is None else round(self.fid["kid"], 3),
                "real-vs-real floor": None if self.floor is None else round(self.floor["fid"], 2),
                "feature network": self.fid["feature_network"],
-               "confident fraction": round(self.quality["confident_fraction"], 4),
-               "class entropy": round(self.quality["class_entropy"], 4),
+               "confident fraction": _rounded(self.quality.get("confident_fraction")),
+               "class entropy": _rounded(self.quality.get("class_entropy")),
                "sampling seconds": round(self.sampling_seconds, 1)}
         return [row]
 
     def save(self, run) -> None:
         run.save_json("quality.json", asdict(self))
         run.log_metrics(fid=self.fid["fid"], fid_floor=None if self.floor is None else self.floor["fid"],
-                        confident_fraction=self.quality["confident_fraction"],
-                        class_entropy=self.quality["class_entropy"], n=self.n)
+                        confident_fraction=self.quality.get("confident_fraction"),
+                        class_entropy=self.quality.get("class_entropy"), n=self.n)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def reference_images(dataset: str, n: int, size: int, channels: int, split: str = "test",
@@ -244,11 +249,17 @@ def reference_images(dataset: str, n: int, size: int, channels: int, split: str 
     return ds.take(n, seed=seed, stratified=False).to_float()
 
 
+DOMAIN_CLASSIFIERS = {"mnist": "classifier-mnist", "usps": "classifier-mnist", "digits": "classifier-mnist",
+                      "fashion": "classifier-fashion"}
+
+
 def run_quality(config: DenoiseConfig, n: int = 1000, reference: str | None = None,
-                feature_network: str = "classifier", classifier: str = "classifier-mnist",
+                feature_network: str = "classifier", classifier: str | None = None,
                 with_floor: bool = True, progress: ProgressFn | None = None,
                 samples: torch.Tensor | None = None) -> QualityResult:
-    """Sample ``n`` images and measure FID/KID against ``n`` real test images, plus the real-vs-real floor."""
+    """Sample ``n`` images and measure FID/KID against ``n`` real test images, plus the real-vs-real floor.
+    ``classifier`` (default: the lab's classifier of the reference domain, ``DOMAIN_CLASSIFIERS``) gives the
+    "classifier" FID features and the confident fraction / class entropy; faces have none (use face-api)."""
     from lab.metrics.fid import fid_kid
     from lab.metrics.quality import sample_quality
 
@@ -259,6 +270,10 @@ def run_quality(config: DenoiseConfig, n: int = 1000, reference: str | None = No
     if not reference:
         raise LabError("This model does not say what data it was trained on: choose a reference dataset.")
     reference = reference.split("-")[0]  # "mnist-sketch" → mnist, styled again below if needed
+    classifier = classifier or DOMAIN_CLASSIFIERS.get(reference)
+    if feature_network == "classifier" and classifier is None:
+        raise LabError(f"No lab classifier judges {reference} images: choose the face-api features (faces) or "
+                       "inception.")
     start = time.perf_counter()
     if samples is None:
         samples = sample_many(model, config, n, progress=progress)
@@ -272,7 +287,7 @@ def run_quality(config: DenoiseConfig, n: int = 1000, reference: str | None = No
         other = reference_images(reference, n, model.size, model.channels, split="train", seed=1)
         floor = fid_kid(other, real, feature_network,
                         classifier if feature_network == "classifier" else None).as_dict()
-    quality = sample_quality(samples, classifier)
+    quality = sample_quality(samples, classifier) if classifier else {"n": len(samples)}
     if progress is not None:
         progress(1, 1, "Computing FID")
     return QualityResult(n, fid.as_dict(), floor, quality, seconds)

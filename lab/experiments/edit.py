@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from PIL import Image
@@ -20,11 +21,13 @@ from lab.config import get_settings, resolve_device
 from lab.data import load_dataset
 from lab.data.sources import image_to_tensor, to_standard_mode
 from lab.errors import LabError
-from lab.models.store import DiffusionModel, list_models, load_classifier, load_diffusion, read_info, save_diffusion
+from lab.models.store import (DiffusionModel, list_models, load_classifier, load_diffusion, read_info,
+                             resolve_model_path, save_diffusion)
 from lab.progress import ProgressFn
 from lab.seeding import seed_everything
-from lab.train.diffusionclip import (DiffusionClipLoss, DigitIdentity, FinetuneSettings, directional_cosine,
-                                     edit_batched, finetune, generate, invert_cached)
+from lab.models.faceid import face_api_folder, load_face_api
+from lab.train.diffusionclip import (DiffusionClipLoss, DigitIdentity, FaceIdentity, FinetuneSettings,
+                                     directional_cosine, edit_batched, finetune, generate, invert_cached)
 from lab.viz.grids import label_columns, trajectory_grid
 
 IDENTITIES = ("auto", "digit-classifier", "none", "face-api")
@@ -117,6 +120,26 @@ class EditResult:
         run.log_metrics(**{k: v for k, v in self.metrics.items() if isinstance(v, (int, float))})
 
 
+# Prompts the shipped CLIP can read, by the data a backbone was trained on
+PROMPTS = {"mnist": ("a digit", "a sketch of a digit"), "usps": ("a digit", "a sketch of a digit"),
+           "digits": ("a digit", "a sketch of a digit"), "fashion": ("a garment", "a sketch of a garment"),
+           "utkface": ("a photo of a face", "a pencil sketch of a face"),
+           "celeba": ("a photo of a face", "a pencil sketch of a face")}
+
+
+def backbone_defaults(model: str) -> dict:
+    """The data and source/target prompts that suit a backbone, read from its training record without loading
+    it: {"data", "source", "target"}; empty when the record does not say (e.g. a Hub model)."""
+    try:
+        where = resolve_model_path(model)
+    except LabError:
+        return {}
+    data = read_info(where).get("data", {}).get("name") if isinstance(where, Path) else None
+    if data not in PROMPTS:
+        return {}
+    return {"data": data, "source": PROMPTS[data][0], "target": PROMPTS[data][1]}
+
+
 def check_image(image: Image.Image, size: int, channels: int, fit: bool = False) -> torch.Tensor:
     """An uploaded image as [C, H, W] in [-1, 1] for a model of ``size`` px and ``channels``; LabError
     when its size or mode does not match (unless ``fit``: centre-crop, resize, convert)."""
@@ -140,17 +163,25 @@ def _identity(config: EditConfig, model: DiffusionModel, device, notes: list[str
     kind = config.identity
     if kind == "none" or config.lambda_id == 0:
         return None
-    if kind == "face-api":
-        raise LabError("The face-api identity network is not wired into the lab yet: use 'none' for faces, "
-                       "or 'digit-classifier' for digits.")
-    digits = model.channels == 1 and "classifier-mnist" in list_models("classifier")
-    if kind == "digit-classifier" and "classifier-mnist" not in list_models("classifier"):
-        raise LabError("The identity loss needs checkpoints/classifier-mnist, which is missing.")
-    if kind == "digit-classifier" or (kind == "auto" and digits):
-        return DigitIdentity(load_classifier("classifier-mnist", device))
-    notes.append("No identity network for this model (auto picks the digit classifier only for grey models): "
-                 "the identity loss is off.")
-    return None
+    if kind == "face-api" or (kind == "auto" and model.channels == 3):
+        if kind == "auto":
+            try:
+                face_api_folder()
+            except LabError as err:
+                notes.append(f"No face identity network, so the identity loss is off: {err}")
+                return None
+        if model.channels != 3:
+            raise LabError("The face-api identity network reads RGB faces; this model is grey: use "
+                           "'digit-classifier' or 'none'.")
+        return FaceIdentity(load_face_api(device=device))
+    if model.channels != 1:
+        raise LabError("The digit classifier reads grey digits; this model is RGB: use 'face-api' or 'none'.")
+    if "classifier-mnist" not in list_models("classifier"):
+        if kind == "digit-classifier":
+            raise LabError("The identity loss needs checkpoints/classifier-mnist, which is missing.")
+        notes.append("No identity network (checkpoints/classifier-mnist is missing): the identity loss is off.")
+        return None
+    return DigitIdentity(load_classifier("classifier-mnist", device))
 
 
 def _training_images(config: EditConfig, model: DiffusionModel, uploads: torch.Tensor | None) -> torch.Tensor:
@@ -183,7 +214,7 @@ def measure(clip, loss: DiffusionClipLoss, originals, reconstructions, edited, i
         "l1_to_original": round(float((e - o).abs().mean()), 4),
     }
     if identity is not None:
-        metrics["identity_label_kept"] = round(float((identity.predict(o) == identity.predict(e)).float().mean()), 4)
+        metrics[identity.kept_metric] = round(float(identity.kept(o, e).float().mean()), 4)
         metrics["identity_feature_cos"] = round(float(torch.nn.functional.cosine_similarity(
             identity.features(o), identity.features(e), dim=1).mean()), 4)
     return metrics

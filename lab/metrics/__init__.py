@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import statistics
 
+# the feature networks FID/KID can use (lab.metrics.fid): the lab's digit classifier, Inception, face-api
+FEATURE_NETWORKS = ("classifier", "inception", "face-api")
+
 
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for one value) of the values that are not NaN; NaNs if none."""

@@ -2,7 +2,8 @@
 
 Inception-v3 features need weights that are downloaded (online) or named by ``LAB_INCEPTION_WEIGHTS``.
 Offline the lab registers a feature extractor built on its own classifier (the 128-d layer of
-``checkpoints/classifier-mnist`` for digits), reported as "FID (classifier features)". Every result
+``checkpoints/classifier-mnist`` for digits), reported as "FID (classifier features)", and one on the
+face-api face-recognition network for faces, "FID (face-api features)". Every result
 carries its sample count, its feature network and, when asked, the real-vs-real floor.
 """
 from __future__ import annotations
@@ -16,8 +17,10 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
 from lab.config import get_settings
 from lab.errors import LabError
+from lab.metrics import FEATURE_NETWORKS
 
 CLASSIFIER_EXTRACTOR = "lab-classifier"
+FACE_EXTRACTOR = "lab-face-api"
 
 
 class ClassifierFeatureExtractor(FeatureExtractorBase):
@@ -54,8 +57,36 @@ class ClassifierFeatureExtractor(FeatureExtractorBase):
         return tuple(out[name] for name in self.features_list)
 
 
-if CLASSIFIER_EXTRACTOR not in torch_fidelity.registry.FEATURE_EXTRACTORS_REGISTRY:
-    torch_fidelity.register_feature_extractor(CLASSIFIER_EXTRACTOR, ClassifierFeatureExtractor)
+class FaceApiFeatureExtractor(ClassifierFeatureExtractor):
+    """torch-fidelity extractor for faces: uint8 [B,3,H,W] → the face-api (dlib ResNet-34) 128-d descriptor."""
+
+    def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
+        FeatureExtractorBase.__init__(self, name, features_list)
+        from lab.models.faceid import load_face_api
+
+        self.net = load_face_api(feature_extractor_weights_path)
+
+    @staticmethod
+    def get_provided_features_list():
+        return ("embedding",)
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric):
+        if metric == "isc":
+            raise LabError("The face-api descriptor has no class logits: no Inception Score with it.")
+        return "embedding"
+
+    @staticmethod
+    def get_dummy_input_for_compile():
+        return (torch.rand([1, 3, 64, 64]) * 255).to(torch.uint8)
+
+    def forward(self, x):
+        return (self.net.describe(x.float().div(127.5).sub(1.0)),)
+
+
+for _name, _cls in ((CLASSIFIER_EXTRACTOR, ClassifierFeatureExtractor), (FACE_EXTRACTOR, FaceApiFeatureExtractor)):
+    if _name not in torch_fidelity.registry.FEATURE_EXTRACTORS_REGISTRY:
+        torch_fidelity.register_feature_extractor(_name, _cls)
 
 
 class _AsUint8(torch.utils.data.Dataset):
@@ -100,7 +131,12 @@ def _extractor(feature_network: str, classifier: str | None) -> tuple[dict, str,
         if weights:
             kwargs["feature_extractor_weights_path"] = weights
         return kwargs, "inception-v3-compat", "FID (Inception)"
-    raise LabError(f"Unknown feature network {feature_network!r}: use 'classifier' or 'inception'.")
+    if feature_network == "face-api":
+        from lab.models.faceid import face_api_folder
+
+        return ({"feature_extractor": FACE_EXTRACTOR, "feature_extractor_weights_path": str(face_api_folder())},
+                "face-api (dlib ResNet-34 descriptor)", "FID (face-api features)")
+    raise LabError(f"Unknown feature network {feature_network!r}: use {', '.join(FEATURE_NETWORKS)}.")
 
 
 def fid_kid(samples: torch.Tensor, reference: torch.Tensor, feature_network: str = "classifier",

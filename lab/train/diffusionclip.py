@@ -4,7 +4,8 @@ DDIM generation from inverted latents x_{t0} moves images along a text direction
 Loss per image (``DiffusionClipLoss``):
     λ_clip · (1 − cos(ΔI, ΔT)) + λ_L1 · |x̂ − x| + λ_id · (1 − cos(f(x̂), f(x))) + λ_struct · |S(x̂) − S(x)|
 with ΔI = E_I(x̂) − E_I(x), ΔT = E_T(target) − E_T(source) (normalised CLIP embeddings), f an
-identity network (the digit classifier's features for digits) and S a polarity-free edge map.
+identity network (the digit classifier's features for digits, the face-api descriptor for faces) and S a
+polarity-free edge map.
 
 Two fine-tuning variants, as the reference ``clip_finetune`` / ``clip_finetune_eff``:
   * ``full``: the gradient runs through all ``n_train_step`` generative DDIM steps x_{t0} → x̂_0;
@@ -46,7 +47,9 @@ def directional_cosine(clip, originals: torch.Tensor, edited: torch.Tensor, text
 
 
 class DigitIdentity(torch.nn.Module):
-    """Identity of a digit: the classifier's feature vector (``ConvNet.embed``); frozen."""
+    """Identity of a digit: the classifier's feature vector (``ConvNet.embed``); frozen. An edit keeps the
+    identity when the classifier's label stays the same."""
+    kept_metric = "identity_label_kept"
 
     def __init__(self, classifier):
         super().__init__()
@@ -57,8 +60,26 @@ class DigitIdentity(torch.nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.embed(x)
 
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).argmax(1)
+    def kept(self, originals: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
+        return self.net(originals).argmax(1) == self.net(edited).argmax(1)
+
+
+class FaceIdentity(torch.nn.Module):
+    """Identity of a face: the face-api (dlib ResNet-34) descriptor of the RGB image; frozen. An edit keeps the
+    identity when the two descriptors lie within dlib's same-person distance (0.6)."""
+    kept_metric = "identity_same_face"
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.describe(x)
+
+    def kept(self, originals: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
+        from lab.models.faceid import SAME_PERSON
+
+        return (self.features(originals) - self.features(edited)).norm(dim=1) < SAME_PERSON
 
 
 def augmented_views(x: torch.Tensor, views: int, shift: int = 3, noise: float = 0.15) -> torch.Tensor:

@@ -8,6 +8,7 @@ import pandas as pd
 
 from lab.errors import LabError
 from lab.experiments.denoise import DenoiseConfig, run_denoise, run_quality, run_step_sweep
+from lab.metrics import FEATURE_NETWORKS
 from lab.models.store import list_models
 from lab.runs import recorded
 from lab.ui.common import (export_box, export_files, float_in, guarded, int_in, model_dropdown, model_in, reporter,
@@ -95,11 +96,11 @@ def quality(model, sampler, steps, eta, lsteps, leps, ldenoise, n, snapshots, se
                              progress=reporter(progress, token))
         result.save(run)
         write_csv(run.add("quality.csv"), result.rows())
-    hist = result.quality["class_histogram"]
+    hist = result.quality.get("class_histogram")
     text = (f"**{result.fid['label']}** = {result.fid['fid']:.2f} with n = {result.n} samples against "
             f"{result.fid['n_reference']} real test images ({result.fid['feature_network']})"
             + (f"; real-vs-real floor {result.floor['fid']:.2f}" if result.floor else "")
-            + f". Predicted-class histogram: {hist}.")
+            + (f". Predicted-class histogram: {hist}." if hist else "."))
     return pd.DataFrame(result.rows()), text, export_files(run.dir)
 
 
@@ -151,8 +152,9 @@ def build() -> None:
     with gr.Accordion("Quality: FID / KID and classifier measures", open=False):
         with gr.Row():
             count = gr.Slider(10, 10_000, value=500, step=10, label="Samples (n)")
-            network = gr.Radio(["classifier", "inception"], value="classifier", label="Feature network",
-                               info="Inception needs its weights (online, or LAB_INCEPTION_WEIGHTS).")
+            network = gr.Radio(list(FEATURE_NETWORKS), value="classifier", label="Feature network",
+                               info="classifier: the lab's digit classifier; inception needs its weights (online, "
+                                    "or LAB_INCEPTION_WEIGHTS); face-api: face descriptors, for face models.")
             floor = gr.Checkbox(value=True, label="Also the real-vs-real floor")
             q_btn = gr.Button("Compute")
         q_table = gr.Dataframe(label="Metrics", interactive=False)

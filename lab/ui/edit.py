@@ -12,7 +12,8 @@ from lab.clip import clip_choices, load_clip
 from lab.clip.vocab import check_prompt, words
 from lab.data import DATASETS
 from lab.errors import LabError
-from lab.experiments.edit import EditConfig, check_image, edit_command, edit_saved, run_edit, saved_edit_models
+from lab.experiments.edit import (EditConfig, backbone_defaults, check_image, edit_command, edit_saved, run_edit,
+                                 saved_edit_models)
 from lab.models.store import list_models, load_diffusion
 from lab.runs import recorded
 from lab.ui.common import (clip_in, export_box, export_files, float_in, guarded, guarded_stream, int_in,
@@ -51,6 +52,14 @@ def prompt_check(clip, pretrained, source, target) -> str:
                          f"⚠️ The {what} text has word(s) outside the CLIP's vocabulary: "
                          + ", ".join(w for w in words(str(text)) if w not in set(vocab)))
     return "\n\n".join(notes) or "✓ Both prompts can be read by this CLIP."
+
+
+def suit_backbone(model):
+    """Data and prompts that fit the chosen backbone (faces for a face DDPM); unchanged when unknown."""
+    suits = backbone_defaults(model) if model else {}
+    if not suits:
+        return gr.skip(), gr.skip(), gr.skip()
+    return suits["data"], suits["source"], suits["target"]
 
 
 def _config(model, clip, pretrained, source, target, data, n_train, t0, n_inv, n_train_step, n_test, lam_clip,
@@ -111,6 +120,10 @@ def _metrics_text(result, run) -> str:
     if "identity_label_kept" in m:
         lines.append(f"**Identity preserved**: digit label kept for {100 * m['identity_label_kept']:.0f} % of the "
                      f"images; classifier-feature cosine {m['identity_feature_cos']:.3f}")
+    elif "identity_same_face" in m:
+        lines.append(f"**Identity preserved**: the same person (face-api descriptor distance < 0.6) in "
+                     f"{100 * m['identity_same_face']:.0f} % of the images; descriptor cosine "
+                     f"{m['identity_feature_cos']:.3f}")
     else:
         lines.append("**Identity**: not measured for this model (no identity network).")
     lines.append(f"{m['n_train']} fine-tuning images ({'inverted latents from the cache' if m['cache_hit'] else 'inverted and cached'}), "
@@ -232,7 +245,8 @@ def build() -> None:
                 n_test = gr.Slider(1, 200, value=20, step=1, label="Generation steps when editing")
                 lam_clip = gr.Number(value=1.0, label="λ_clip (directional CLIP loss)")
                 lam_l1 = gr.Number(value=0.1, label="λ_L1 (to the original)")
-                lam_id = gr.Number(value=0.5, label="λ_id (identity: digit-classifier features)")
+                lam_id = gr.Number(value=0.5, label="λ_id (identity: digit-classifier features; face-api "
+                                                    "descriptor for RGB faces)")
                 lam_struct = gr.Number(value=0.0, label="λ_struct (edge maps: keeps shapes, lets brightness change)")
                 iterations = gr.Slider(1, 50, value=3, step=1, label="Iterations (passes over the images)")
                 lr = gr.Number(value=2e-4, label="Learning rate")
@@ -250,6 +264,7 @@ def build() -> None:
             plot = gr.Plot(label="Loss")
             info = gr.Markdown()
             export = export_box()
+    model.change(suit_backbone, model, [data, source, target], api_name="edit_backbone")
     clip.change(vocabulary_text, [clip, pretrained], vocab, api_name="edit_vocabulary")
     for box in (source, target):
         box.blur(prompt_check, [clip, pretrained, source, target], prompt_note, api_name=False)
