@@ -21,11 +21,11 @@ from lab.config import get_settings, resolve_device
 from lab.data import load_dataset
 from lab.data.sources import image_to_tensor, to_standard_mode
 from lab.errors import LabError
+from lab.models.faceid import face_api_folder, load_face_api
 from lab.models.store import (DiffusionModel, list_models, load_classifier, load_diffusion, read_info,
                              resolve_model_path, save_diffusion)
 from lab.progress import ProgressFn
 from lab.seeding import seed_everything
-from lab.models.faceid import face_api_folder, load_face_api
 from lab.train.diffusionclip import (DiffusionClipLoss, DigitIdentity, FaceIdentity, FinetuneSettings,
                                      directional_cosine, edit_batched, finetune, generate, invert_cached)
 from lab.viz.grids import label_columns, trajectory_grid
