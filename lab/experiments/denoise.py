@@ -188,7 +188,7 @@ def run_step_sweep(config: DenoiseConfig, step_counts=(10, 100, 1000), metric_im
     model = load_for(config)
     if not step_counts:
         raise LabError("Give at least one step count for the sweep.")
-    classifier = classifier or DOMAIN_CLASSIFIERS.get(model.info.get("data", {}).get("name", "mnist").split("-")[0])
+    classifier = classifier or DOMAIN_CLASSIFIERS.get(trained_on(model) or "mnist")
     result = SweepResult(list(step_counts), [])
     for k, total in enumerate(step_counts):
         cfg = _with_steps(config, model, int(total))
@@ -249,6 +249,12 @@ def reference_images(dataset: str, n: int, size: int, channels: int, split: str 
     return ds.take(n, seed=seed, stratified=False).to_float()
 
 
+def trained_on(model: DiffusionModel) -> str | None:
+    """The dataset a model's record names ("mnist-sketch" → mnist), or None."""
+    name = model.info.get("data", {}).get("name")
+    return name.split("-")[0] if name else None
+
+
 DOMAIN_CLASSIFIERS = {"mnist": "classifier-mnist", "usps": "classifier-mnist", "digits": "classifier-mnist",
                       "fashion": "classifier-fashion"}
 
@@ -266,10 +272,9 @@ def run_quality(config: DenoiseConfig, n: int = 1000, reference: str | None = No
     if n < 2:
         raise LabError(f"FID needs at least 2 samples, not {n}.")
     model = load_for(config)
-    reference = reference or model.info.get("data", {}).get("name")
+    reference = (reference or "").split("-")[0] or trained_on(model)
     if not reference:
         raise LabError("This model does not say what data it was trained on: choose a reference dataset.")
-    reference = reference.split("-")[0]  # "mnist-sketch" → mnist, styled again below if needed
     classifier = classifier or DOMAIN_CLASSIFIERS.get(reference)
     if feature_network == "classifier" and classifier is None:
         raise LabError(f"No lab classifier judges {reference} images: choose the face-api features (faces) or "

@@ -214,9 +214,10 @@ def measure(clip, loss: DiffusionClipLoss, originals, reconstructions, edited, i
         "l1_to_original": round(float((e - o).abs().mean()), 4),
     }
     if identity is not None:
-        metrics[identity.kept_metric] = round(float(identity.kept(o, e).float().mean()), 4)
-        metrics["identity_feature_cos"] = round(float(torch.nn.functional.cosine_similarity(
-            identity.features(o), identity.features(e), dim=1).mean()), 4)
+        fo, fe = identity.features(o), identity.features(e)
+        metrics[identity.kept_metric] = round(float(identity.kept(fo, fe).float().mean()), 4)
+        cos = torch.nn.functional.cosine_similarity(fo, fe, dim=1)
+        metrics["identity_feature_cos"] = round(float(cos.mean()), 4)
     return metrics
 
 

@@ -57,11 +57,11 @@ class ClassifierFeatureExtractor(FeatureExtractorBase):
         return tuple(out[name] for name in self.features_list)
 
 
-class FaceApiFeatureExtractor(ClassifierFeatureExtractor):
+class FaceApiFeatureExtractor(FeatureExtractorBase):
     """torch-fidelity extractor for faces: uint8 [B,3,H,W] → the face-api (dlib ResNet-34) 128-d descriptor."""
 
     def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
-        FeatureExtractorBase.__init__(self, name, features_list)
+        super().__init__(name, features_list)
         from lab.models.faceid import load_face_api
 
         self.net = load_face_api(feature_extractor_weights_path)
@@ -75,6 +75,10 @@ class FaceApiFeatureExtractor(ClassifierFeatureExtractor):
         if metric == "isc":
             raise LabError("The face-api descriptor has no class logits: no Inception Score with it.")
         return "embedding"
+
+    @staticmethod
+    def can_be_compiled():
+        return False
 
     @staticmethod
     def get_dummy_input_for_compile():

@@ -60,8 +60,9 @@ class DigitIdentity(torch.nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.embed(x)
 
-    def kept(self, originals: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
-        return self.net(originals).argmax(1) == self.net(edited).argmax(1)
+    def kept(self, f_original: torch.Tensor, f_edited: torch.Tensor) -> torch.Tensor:
+        """Same label, from the ``features`` of both (the classifier's head: fc2 ∘ ReLU, as ``ConvNet.forward``)."""
+        return self.net.fc2(F.relu(f_original)).argmax(1) == self.net.fc2(F.relu(f_edited)).argmax(1)
 
 
 class FaceIdentity(torch.nn.Module):
@@ -76,10 +77,11 @@ class FaceIdentity(torch.nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.describe(x)
 
-    def kept(self, originals: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
+    def kept(self, f_original: torch.Tensor, f_edited: torch.Tensor) -> torch.Tensor:
+        """Same person, from the ``features`` (descriptors) of both."""
         from lab.models.faceid import SAME_PERSON
 
-        return (self.features(originals) - self.features(edited)).norm(dim=1) < SAME_PERSON
+        return (f_original - f_edited).norm(dim=1) < SAME_PERSON
 
 
 def augmented_views(x: torch.Tensor, views: int, shift: int = 3, noise: float = 0.15) -> torch.Tensor:
