@@ -29,7 +29,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from lab.config import cpu_name  # noqa: E402
-from lab.experiments.denoise import DenoiseConfig, load_for, run_denoise, run_quality  # noqa: E402
+from lab.experiments.denoise.config import DenoiseConfig  # noqa: E402
+from lab.experiments.denoise.quality import run_quality  # noqa: E402
+from lab.experiments.denoise.sample import load_for, run_denoise  # noqa: E402
 
 GRID_TARGET_S = 3.0
 CONFIDENT_TARGET = 0.9

@@ -91,7 +91,7 @@ def edit_and_judge(domain: str, config, args, n_edit: int, n_loop: int, judge_st
     import torch
 
     from lab.clip import load_clip
-    from lab.config import resolve_device
+    from lab.device import resolve_device
     from lab.data import load_dataset
     from lab.diffusion.samplers import ddim_invert
     from lab.experiments.edit import measure, run_edit
@@ -210,7 +210,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from lab.config import cpu_name, resolve_device
+    from lab.config import cpu_name
+    from lab.device import resolve_device
     from lab.experiments.edit import EditConfig
     from lab.models.store import list_models
 

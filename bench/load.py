@@ -120,7 +120,8 @@ def main() -> None:
 
     import app
     from gradio_client import Client as GradioClient
-    from lab.config import cpu_name, resolve_device
+    from lab.config import cpu_name
+    from lab.device import resolve_device
 
     demo, url = app.serve(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:

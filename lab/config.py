@@ -6,8 +6,6 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from lab.errors import LabError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,30 +69,30 @@ def inside_allowed(value, what: str = "The path") -> Path:
     return path
 
 
-def check_if_path(text: str, what: str = "The path") -> None:
-    """A typed value that names a path (absolute, with '..', or existing) must lie inside an allowed root; a
-    shipped model's name, a Hub id or an open_clip name passes untouched."""
+def typed_path(text: str, what: str = "The path") -> Path | None:
+    """What a value typed into the app names, decided from the text alone before anything is looked up (so the
+    answer never tells a remote user which files exist on the server):
+
+    * absolute, ``~`` or ``..`` paths, ``./…``, and relative paths that resolve inside an allowed root: that
+      path, which must lie inside an allowed root (LabError otherwise);
+    * a bare name (``ddpm-mnist``, ``ViT-B-32``) or an ``owner/name`` Hub id that lies outside the roots: None,
+      a name for the caller's registry (shipped models, open_clip, the Hub) and never a local file.
+    """
     path = Path(text).expanduser()
-    if path.is_absolute() or ".." in path.parts or path.exists():
-        inside_allowed(path, what)
-
-
-def resolve_device(name: str | None = None) -> torch.device:
-    """'auto' (or None) picks CUDA, then Apple MPS, then CPU; anything else is taken as given."""
-    name = name or get_settings().device
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+    explicit = path.is_absolute() or ".." in path.parts or text.startswith(("~", "."))
+    if explicit:
+        return inside_allowed(path, what)
+    if len(path.parts) == 1:
+        return None
     try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise LabError(f"Unknown device {name!r}: use auto, cpu, cuda or cuda:N.") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise LabError(f"Device {name!r} was asked for but CUDA is not available here: use --device cpu.")
-    return device
+        resolved = (Path.cwd() / path).resolve()
+    except (OSError, RuntimeError):
+        resolved = None
+    if resolved is not None and any(resolved.is_relative_to(r) for r in allowed_roots()):
+        return resolved
+    if len(path.parts) == 2 and all(part.strip(".") for part in path.parts):
+        return None  # owner/name: a Hub id (or an open_clip arch/tag), never a folder outside the roots
+    return inside_allowed(path, what)  # refused, with the same message whether it exists or not
 
 
 def cpu_name() -> str:

@@ -73,3 +73,16 @@ class CancelToken:
     def check(self) -> None:
         if self._event.is_set():
             raise Cancelled("Stopped by the user; results finished so far are kept.")
+
+
+def part(progress: ProgressFn | None, index: int, count: int, desc: str | None = None) -> ProgressFn | None:
+    """The ``ProgressFn`` of part ``index`` (0-based) of a job made of ``count`` equal parts (batches, settings,
+    seeds): each part's (done, total) is placed in the whole, so one bar runs once from 0 to the end. ``desc``
+    replaces the part's own description (``{desc}`` in it is the part's)."""
+    if progress is None:
+        return None
+
+    def report(done: int, total: int, own: str) -> None:
+        total = max(total, 1)
+        progress(index * total + done, count * total, desc.format(desc=own) if desc else own)
+    return report

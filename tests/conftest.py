@@ -19,9 +19,17 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # one cache for the session (decoded datasets); tests of caching use their own folder
 os.environ.setdefault("LAB_CACHE_DIR", tempfile.mkdtemp(prefix="lab-cache-"))
-# the tests' tiny models and image folders live in temp folders: the app may open models and images there
-os.environ.setdefault("LAB_MODEL_ROOTS", tempfile.gettempdir())
+# the tests' tiny models and image folders live in a temporary root of their own (pytest's basetemp is put inside
+# it below): the app may open models and images there, and nothing else of the system's temporary folder — a
+# checkout that itself lies in /tmp must still see '../../etc/passwd' refused
+TEST_ROOT = Path(tempfile.mkdtemp(prefix="lab-tests-"))
+os.environ.setdefault("LAB_MODEL_ROOTS", str(TEST_ROOT))
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def pytest_configure(config):
+    if not config.option.basetemp:
+        config.option.basetemp = str(TEST_ROOT / "basetemp")
 
 
 def _has(path: str) -> bool:

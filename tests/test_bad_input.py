@@ -22,8 +22,8 @@ SHIPPED = ["ddpm-mnist", "cfg-mnist", "classifier-mnist", "clip-lab", "diffusion
 pytestmark = needs_checkpoints(*SHIPPED)
 
 # --- cheap, valid requests per endpoint; each case changes one or two fields ---------------------------------
-DENOISE = dict(model="ddpm-mnist", sampler="ddim", steps=2, eta=0.0, lsteps=1, leps=2e-5, ldenoise=True, n=1,
-               snapshots=2, seed=0)
+DENOISE = dict(model="ddpm-mnist", sampler="ddim", steps=2, eta=0.0, langevin_steps=1, langevin_eps=2e-5,
+               langevin_denoise=True, num_images=1, snapshots=2, seed=0)
 COND = dict(method="cfg", model="cfg-mnist", classifier="noisy-classifier-mnist", scale=1.0, sampler="ddim", steps=2,
             eta=0.0, per_class=1, classes="0", judge="auto", fid=False, seed=0)
 COMPARE = dict(le_model="cfg-mnist", cn_model="condnorm-mnist", aux_model="auxclf-mnist", aux_scale=1.0,
@@ -43,8 +43,8 @@ EDIT = dict(files=None, fit=False, model="ddpm-mnist", clip="clip-lab", pretrain
 SAVED = dict(name="diffusionclip-mnist-sketch", files=None, fit=False, data="mnist", split="test", n=1)
 SSDA = dict(task="mnist-sketch", editor="diffusionclip-mnist-sketch", target_path="", n_labelled=2, n_test=1,
             conditions=["original"], seeds="0", epochs=1, batch_size=2, lr=1e-3)
-BASES = {"/denoise_grid": DENOISE, "/denoise_sweep": {**DENOISE, "counts": "2", "metric_images": 0},
-         "/denoise_quality": {**DENOISE, "count": 10, "network": "classifier", "floor": False},
+BASES = {"/denoise_grid": DENOISE, "/denoise_sweep": {**DENOISE, "step_counts": "2", "metric_images": 0},
+         "/denoise_quality": {**DENOISE, "fid_n": 10, "features": "classifier", "floor": False},
          "/conditional_grid": COND, "/conditional_sweep": {**COND, "scales": "1"}, "/conditional_compare": COMPARE,
          "/dann_compare": DANN, "/dann_curves": dict(run_folder="", metric="accuracy"),
          "/dann_tsne": dict(run_folder="", label="", color_by="domain"), "/discovery_reconstruct": DISC,
@@ -68,14 +68,14 @@ CASES = [
     ("denoise-steps-nan", "/denoise_grid", dict(steps=NAN), r"Steps.* must be a number between 1 and 1000, not 'nan'"),
     ("denoise-steps-text", "/denoise_grid", dict(steps="ten"), r"Steps.* must be a number between 1 and 1000"),
     ("denoise-steps-missing", "/denoise_grid", dict(steps=None), r"Steps.* must be a number"),
-    ("denoise-images-huge", "/denoise_grid", dict(n=10**9), r"Number of images.* must be between 1 and 16"),
+    ("denoise-images-huge", "/denoise_grid", dict(num_images=10**9), r"Number of images.* must be between 1 and 16"),
     ("denoise-eta-nan", "/denoise_grid", dict(eta=NAN), r"η.* must be a number between 0 and 1"),
-    ("denoise-epsilon-zero", "/denoise_grid", dict(leps=0), r"Langevin ε must be between"),
+    ("denoise-epsilon-zero", "/denoise_grid", dict(langevin_eps=0), r"Langevin ε must be between"),
     ("denoise-seed-negative", "/denoise_grid", dict(seed=-1), r"Seed must be between 0 and"),
     ("denoise-seed-nan", "/denoise_grid", dict(seed=NAN), r"Seed must be a number"),
-    ("denoise-sweep-counts-long", "/denoise_sweep", dict(counts=LONG), r"Step counts must be whole numbers"),
-    ("denoise-sweep-counts-empty", "/denoise_sweep", dict(counts=""), r"Give 1 to 6 step counts"),
-    ("denoise-quality-count-zero", "/denoise_quality", dict(count=0), r"Samples \(n\) must be between 10 and 10000"),
+    ("denoise-sweep-counts-long", "/denoise_sweep", dict(step_counts=LONG), r"Step counts must be whole numbers"),
+    ("denoise-sweep-counts-empty", "/denoise_sweep", dict(step_counts=""), r"Give 1 to 6 step counts"),
+    ("denoise-quality-count-zero", "/denoise_quality", dict(fid_n=0), r"Samples \(n\) must be between 10 and 10000"),
     # Denoising steps — model box
     ("denoise-model-empty", "/denoise_grid", dict(model=""), r"Choose a model|No model"),
     ("denoise-model-etc", "/denoise_grid", dict(model="/etc"), OUTSIDE),

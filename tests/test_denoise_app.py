@@ -11,7 +11,8 @@ from conftest import needs_mnist
 from lab.cli import main
 from lab.viz.export import static_export_available
 
-GRID = dict(sampler="ddim", steps=8, eta=0.0, lsteps=2, leps=2e-5, ldenoise=True, n=4, snapshots=5, seed=0)
+GRID = dict(sampler="ddim", steps=8, eta=0.0, langevin_steps=2, langevin_eps=2e-5, langevin_denoise=True, num_images=4,
+            snapshots=5, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_score_model_runs_annealed_langevin(client, tiny_score):
 
 @pytest.mark.parametrize("change, message", [
     # out-of-range numbers are refused by the sliders themselves (named by their label), before the engine runs
-    (dict(n=0), "Number of images .* must be between 1 and 16, not 0"),
+    (dict(num_images=0), "Number of images .* must be between 1 and 16, not 0"),
     (dict(steps=100_000), "Steps .* must be between 1 and 1000, not 100000"),
     (dict(eta=-1), "η .* must be between 0 and 1, not -1"),
     (dict(seed=-3), "Seed must be between 0"),
@@ -69,19 +70,19 @@ def test_a_folder_that_is_not_a_model(client, tmp_path):
 
 @needs_mnist
 def test_quality_reports_fid_with_n_floor_and_network(client, tiny_ddpm):
-    table, text, export = client.predict(model=str(tiny_ddpm), **GRID, count=20, network="classifier", floor=True,
+    table, text, export = client.predict(model=str(tiny_ddpm), **GRID, fid_n=20, features="classifier", floor=True,
                                          api_name="/denoise_quality")
     assert {"quality.csv", "quality.json"} <= {Path(f).name for f in export} and export[-1].endswith(".zip")
     row = dict(zip(table["headers"], table["data"][0]))
     assert row["n"] == 20 and "FID (classifier features)" in row and row["real-vs-real floor"] is not None
     assert "n = 20" in text and "classifier-mnist" in text
     with pytest.raises(Exception, match="must be between 10 and 10000, not 5"):
-        client.predict(model=str(tiny_ddpm), **GRID, count=5, network="classifier", floor=True,
+        client.predict(model=str(tiny_ddpm), **GRID, fid_n=5, features="classifier", floor=True,
                        api_name="/denoise_quality")
 
 
 def test_sweep_gives_one_grid_per_step_count(client, tiny_ddpm):
-    gallery, table, plot, export = client.predict(model=str(tiny_ddpm), **GRID, counts="2, 4", metric_images=0,
+    gallery, table, plot, export = client.predict(model=str(tiny_ddpm), **GRID, step_counts="2, 4", metric_images=0,
                                                   api_name="/denoise_sweep")
     assert len(gallery) == 2 and [r[0] for r in table["data"]] == [2, 4]
     names = {Path(f).name for f in export}
@@ -91,7 +92,7 @@ def test_sweep_gives_one_grid_per_step_count(client, tiny_ddpm):
     run = json.loads(Path(next(f for f in export if f.endswith("run.json"))).read_text())
     assert run["command"].endswith("--sweep 2,4")
     with pytest.raises(Exception, match="whole numbers separated by commas"):
-        client.predict(model=str(tiny_ddpm), **GRID, counts="ten", metric_images=0, api_name="/denoise_sweep")
+        client.predict(model=str(tiny_ddpm), **GRID, step_counts="ten", metric_images=0, api_name="/denoise_sweep")
 
 
 def test_cli_sample_writes_the_grid_and_reports_errors(tiny_ddpm, capsys):
@@ -107,7 +108,7 @@ def test_stop_cancels_a_running_job_and_its_run_record_says_so(client, tiny_ddpm
     import time
     from pathlib import Path
 
-    job = client.submit(model=str(tiny_ddpm), **{**GRID, "sampler": "ddpm", "steps": 1000, "n": 16},
+    job = client.submit(model=str(tiny_ddpm), **{**GRID, "sampler": "ddpm", "steps": 1000, "num_images": 16},
                         api_name="/denoise_grid")
     deadline = time.time() + 60
     while not job.status().progress_data and time.time() < deadline:  # wait until it is sampling

@@ -273,12 +273,11 @@ def test_tab_edits_an_uploaded_digit(client, tiny_ddpm, tiny_clip, tmp_path):
 def test_cli_edit_and_train_clip_kinds(tiny_ddpm, tiny_clip, tmp_path, monkeypatch, capsys):
     import json
 
-    from lab.cli import TRAINERS, main
-    from lab.commands import load_all
+    from lab.cli import main
+    from lab.commands.train import KINDS
 
     monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
-    load_all()
-    assert "clip" in TRAINERS  # `python -m lab train clip`, registered by lab/commands/edit.py
+    assert "clip" in KINDS  # `python -m lab train clip`, registered by lab/commands/train.py
     code = main(["edit", "--model", str(tiny_ddpm), "--clip", str(tiny_clip), "--n-train", "2", "--t0", "300",
                  "--n-inv-step", "4", "--n-train-step", "2", "--n-test-step", "4", "--iterations", "1",
                  "--batch-size", "2", "--edit-n", "2", "--identity", "none", "--threads", "1"])

@@ -55,7 +55,8 @@ def resolve_clip(name: str, pretrained: str | None = None) -> ClipSpec:
     if len(text) > 1024 or "\x00" in text:
         raise LabError(f"The CLIP name is {len(text)} characters long: use clip-lab (shipped), a folder, or e.g. "
                        "ViT-B-32 / openai.")
-    for folder in (Path(text).expanduser(), get_settings().checkpoint_dir / text):
+    local, shipped = Path(text).expanduser(), get_settings().checkpoint_dir / text
+    for folder in ((shipped, local) if len(local.parts) == 1 and not local.is_absolute() else (local, shipped)):
         if folder.is_dir():
             if not (folder / "open_clip_config.json").exists():
                 raise LabError(f"{folder} is not an open_clip model folder: it needs open_clip_config.json and "

@@ -29,7 +29,7 @@ STYLE_TEMPLATES: dict[str, list[str]] = {
     "colored": ["a colored {c}", "a {c} on a colorful background", "a colorful photo of a {c}"],
     "blur": ["a blurred {c}", "a blurry {c}", "a blurry photo of a {c}"],
 }
-assert list(STYLE_TEMPLATES) == STYLES
+assert tuple(STYLE_TEMPLATES) == STYLES
 
 
 def content_phrases(domain: str, label: int | None) -> list[str]:

@@ -1,6 +1,6 @@
 """Class-conditional sampling from the terminal.
 
-Training (``python -m lab train <kind>``):
+Training (``python -m lab train <kind>``, lab/commands/train.py):
   label-embed       label embedding added to the time embedding (method 1)
   cfg               the same with label dropout (methods 1 and 5: classifier-free guidance)
   condnorm          conditional BatchNorm / GroupNorm in the resnet blocks (method 2)
@@ -13,83 +13,8 @@ Sampling and measuring: ``python -m lab conditional`` (grid + metrics, ``--compa
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
-from lab.cli import TRAIN_DEFAULTS, command, common_args, trainer
-
-
-def _add(p: argparse.ArgumentParser, name: str, **kwargs) -> None:
-    """Add an option unless another train kind already did (all kinds share one parser)."""
-    if name not in p._option_string_actions:  # noqa: SLF001 — argparse has no public lookup
-        p.add_argument(name, **kwargs)
-
-
-def _conditioning_args(p: argparse.ArgumentParser) -> None:
-    _add(p, "--init-from", default=None,
-         help="conditional kinds: warm-start from this unconditional DDPM (e.g. ddpm-mnist): matching weights are "
-              "copied, the new conditioning layers start at zero; ddpm: continue from a saved DDPM's weights")
-    _add(p, "--condition-on", default=None,
-         help="conditional kinds: utkface gender|age|race; celeba attributes (the seed's 10, ±1) or one attribute")
-    _add(p, "--p-uncond", type=float, default=None,
-         help="label dropout probability (cfg: 0.1; label-embed/condnorm: 0)")
-    _add(p, "--p-attribute", type=float, default=0.3,
-         help="attribute vectors: probability that a single attribute is left unspecified in training")
-    _add(p, "--norm", default="batch", choices=["batch", "group"],
-         help="condnorm: conditional BatchNorm (the seed's) or conditional GroupNorm")
-    _add(p, "--aux-weight", type=float, default=0.1, help="auxclf: weight λ of the classifier loss")
-
-
-_FINE_TUNE = dict(steps=3000, lr=5e-4, warmup=100)
-for _kind in ("label-embed", "cfg", "condnorm", "auxclf"):
-    TRAIN_DEFAULTS.setdefault(_kind, _FINE_TUNE)
-TRAIN_DEFAULTS.setdefault("noisy-classifier", dict(steps=3000, lr=5e-4, warmup=100, ema_decay=None))
-TRAIN_DEFAULTS.setdefault("judge", dict(steps=3000, lr=1e-3, warmup=100, ema_decay=None))
-
-
-def _data_kwargs(args) -> dict:
-    return dict(data=args.data, split=args.split, size=args.size, channels=args.channels, limit=args.limit,
-                style=args.style, path=args.path, condition_on=args.condition_on)
-
-
-def _command_line() -> str:
-    return "python -m lab " + shlex.join(sys.argv[1:])
-
-
-def _train(method: str, p_uncond: float):
-    def run(args, progress, config) -> dict:
-        from lab.train.conditional import train_conditional
-
-        p = p_uncond if args.p_uncond is None else args.p_uncond
-        out = train_conditional(method, args.out, **_data_kwargs(args), p_uncond=p, p_attribute=args.p_attribute,
-                                norm=args.norm, aux_weight=args.aux_weight, init_from=args.init_from, config=config,
-                                resume=not args.no_resume, command=_command_line(), progress=progress)
-        return {"saved": str(out)}
-    return run
-
-
-trainer("label-embed", _conditioning_args)(_train("label-embed", 0.0))
-trainer("cfg", _conditioning_args)(_train("label-embed", 0.1))
-trainer("condnorm", _conditioning_args)(_train("condnorm", 0.0))
-trainer("auxclf", _conditioning_args)(_train("auxclf", 0.0))
-
-
-@trainer("noisy-classifier", _conditioning_args)
-def _train_noisy(args, progress, config) -> dict:
-    from lab.train.conditional import train_noisy_classifier
-
-    out = train_noisy_classifier(args.out, **_data_kwargs(args), init_from=args.init_from, config=config,
-                                 resume=not args.no_resume, command=_command_line(), progress=progress)
-    return {"saved": str(out)}
-
-
-@trainer("judge", _conditioning_args)
-def _train_judge(args, progress, config) -> dict:
-    from lab.train.conditional import train_judge
-
-    out = train_judge(args.out, **_data_kwargs(args), config=config, resume=not args.no_resume,
-                      command=_command_line(), progress=progress)
-    return {"saved": str(out)}
+from lab.commands.registry import command, command_line, common_args
 
 
 # --- sampling, comparing, sweeping -------------------------------------------------------------
@@ -148,7 +73,7 @@ def _conditional(args, progress) -> dict:
                                sampler=args.sampler, steps=args.steps, eta=args.eta, per_class=args.per_class,
                                classes=args.classes, judge=args.judge, fid=not args.no_fid, seed=args.seed,
                                device=args.device or "auto", batch_size=args.batch_size)
-    cmd = _command_line()
+    cmd = command_line()
     if args.compare:
         scales = {k: float(v) for k, v in _pairs(args.scales, "scales").items()}
         entries = default_entries(scales)

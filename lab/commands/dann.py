@@ -11,7 +11,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from lab.cli import command, config_values
+from lab.commands.registry import command, config_values
 from lab.errors import LabError
 
 

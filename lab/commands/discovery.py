@@ -13,7 +13,7 @@ import argparse
 import shlex
 import sys
 
-from lab.cli import command, common_args
+from lab.commands.registry import command, common_args
 from lab.errors import LabError
 
 

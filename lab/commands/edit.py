@@ -1,56 +1,18 @@
-"""DiffusionCLIP editing from the terminal, and ``python -m lab train clip`` (the lab's own small CLIP).
+"""DiffusionCLIP editing from the terminal.
 
-  python -m lab train clip --out checkpoints/clip-lab --steps 2000 --batch-size 256 --threads 1
   python -m lab edit --model ddpm-mnist --source "a digit" --target "a sketch of a digit" --n 8
   python -m lab edit --model ddpm-mnist --target "a sketch of a digit" --edit-split test --edit-n 200
 """
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
-from pathlib import Path
 
-from lab.cli import TRAIN_DEFAULTS, command, common_args, trainer
-
-TRAIN_DEFAULTS.setdefault("clip", dict(steps=2000, lr=1e-3, warmup=100, ema_decay=None))
+from lab.commands.registry import command, common_args
 
 
 def _command_line() -> str:
     return "python -m lab " + shlex.join(sys.argv[1:])
-
-
-def _clip_train_args(p: argparse.ArgumentParser) -> None:
-    if "--clip-limits" not in p._option_string_actions:  # noqa: SLF001 — all kinds share one parser
-        p.add_argument("--clip-limits", default="mnist=2000,usps=1000,fashion=1000,utkface=1500",
-                       help="clip: images per dataset (each rendered in all 7 styles), NAME=N pairs")
-        p.add_argument("--clip-distractors", type=float, default=0.5,
-                       help="clip: fraction of training images overlaid with a random grating/noise texture")
-        p.add_argument("--clip-eval-limit", type=int, default=300,
-                       help="clip: held-out test images per dataset and style for the zero-shot accuracy")
-
-
-def _limits(text: str) -> dict[str, int]:
-    from lab.clip.vocab import DOMAINS
-    from lab.errors import LabError
-
-    out = {}
-    for part in text.split(","):
-        name, sep, n = part.strip().partition("=")
-        if not sep or name not in DOMAINS or not n.strip().isdigit():
-            raise LabError(f"--clip-limits takes NAME=N pairs with NAME one of {', '.join(DOMAINS)} (got {part!r}).")
-        out[name] = int(n)
-    return out
-
-
-@trainer("clip", _clip_train_args)
-def _train_clip(args, progress, config) -> dict:
-    from lab.train.clip import train_clip
-
-    out = train_clip(Path(args.out), config, limits=_limits(args.clip_limits), eval_limit=args.clip_eval_limit,
-                     resume=not args.no_resume, command=_command_line(), progress=progress,
-                     distractors=args.clip_distractors)
-    return {"saved": str(out)}
 
 
 def _edit_args(p: argparse.ArgumentParser) -> None:

@@ -88,7 +88,7 @@ def _missing(what: str, where: Path, how: str) -> LabError:
                     f"(The data directory is set by LAB_DATA_DIR, now {get_settings().data_dir}.)")
 
 
-def load_mnist(split: str) -> ImageSet:
+def load_mnist(split: str, **_) -> ImageSet:
     found = _load_idx_dataset("mnist", "MNIST", "MNIST", split, DIGIT_CLASSES)
     if found is not None:
         return found
@@ -109,7 +109,7 @@ def load_mnist(split: str) -> ImageSet:
     return ImageSet("mnist", images[index], labels[index], DIGIT_CLASSES, notes=[note])
 
 
-def load_fashion(split: str) -> ImageSet:
+def load_fashion(split: str, **_) -> ImageSet:
     found = _load_idx_dataset("fashion", "FashionMNIST", "FashionMNIST", split, FASHION_CLASSES)
     if found is None:
         raise _missing("Fashion-MNIST", get_settings().data_dir / "FashionMNIST" / "raw",
@@ -118,7 +118,7 @@ def load_fashion(split: str) -> ImageSet:
     return found
 
 
-def load_usps(split: str) -> ImageSet:
+def load_usps(split: str, **_) -> ImageSet:
     settings = get_settings()
     folder = settings.data_dir / "usps"
     h5 = folder / "usps.h5"
@@ -147,7 +147,7 @@ def load_usps(split: str) -> ImageSet:
                    "usps.bz2 and usps.t.bz2.")
 
 
-def load_digits(split: str) -> ImageSet:
+def load_digits(split: str, **_) -> ImageSet:
     from sklearn.datasets import load_digits as sk_digits
 
     bunch = sk_digits()
@@ -257,7 +257,8 @@ def image_to_tensor(image: Image.Image, size: int, mode: str) -> torch.Tensor:
     return torch.from_numpy(array.copy()).reshape(size, size, -1).permute(2, 0, 1)
 
 
-def load_utkface(split: str, size: int, target: str = "gender") -> ImageSet:
+def load_utkface(split: str, size: int = 64, target: str | None = None, **_) -> ImageSet:
+    target = target or "gender"
     if target not in UTK_TARGETS:
         raise LabError(f"UTKFace has no target {target!r}: choose one of {', '.join(UTK_TARGETS)}.")
     folder = _utk_folder()
@@ -303,7 +304,8 @@ CELEBA_SEED_ATTRIBUTES = ["Bald", "Black_Hair", "Blond_Hair", "Brown_Hair", "Eye
                           "Male", "Smiling", "Mustache", "No_Beard", "Young"]
 
 
-def load_celeba(split: str, size: int, limit: int | None, target: str = "Male") -> ImageSet:
+def load_celeba(split: str, size: int = 64, limit: int | None = None, target: str | None = None, **_) -> ImageSet:
+    target = target or "Male"
     import torchvision
 
     settings = get_settings()
@@ -331,8 +333,12 @@ def load_celeba(split: str, size: int, limit: int | None, target: str = "Male") 
 
 # --- any folder ----------------------------------------------------------------------------
 
-def load_folder(path: str | Path, size: int, channels: int) -> ImageSet:
-    """An ImageFolder (one subfolder per class) or a flat folder of images (one class)."""
+def load_folder(split: str = "train", *, path: str | Path | None = None, size: int = 64, channels: int = 3,
+                **_) -> ImageSet:
+    """An ImageFolder (one subfolder per class) or a flat folder of images (one class); both splits are the
+    same images."""
+    if path is None:
+        raise LabError("The 'folder' dataset needs a path to a folder of images.")
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise LabError(f"{folder} is not a folder of images.")

@@ -9,9 +9,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
+from lab.data.registry import STYLES
 from lab.errors import LabError
-
-STYLES = ["plain", "sketch", "negative", "bold", "thin", "colored", "blur"]
 
 
 def _grey(x: torch.Tensor) -> torch.Tensor:

@@ -6,14 +6,14 @@ trajectory, reports progress and stops between steps when the progress callback 
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import torch
 
+from lab.device import autocast_for
 from lab.diffusion.schedules import check_steps, ddim_from, ddim_inverse_from
 from lab.errors import LabError
-from lab.progress import ProgressFn
+from lab.progress import ProgressFn, part
 
 
 @dataclass
@@ -31,17 +31,6 @@ def predict(model, x: torch.Tensor, t) -> torch.Tensor:
         out = model(x, t)
     out = out.sample if hasattr(out, "sample") else out
     return out.float()
-
-
-def autocast_for(device: torch.device, cpu_bf16: bool = False):
-    """bf16/fp16 autocast on CUDA (AMP). On CPU nothing unless ``cpu_bf16`` — it pays off only on CPUs with
-    bf16 instructions (AVX512-BF16/AMX) and for the larger (64 px) networks."""
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    if cpu_bf16 and device.type == "cpu":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def snapshot_steps(total: int, count: int) -> set[int]:
@@ -152,6 +141,19 @@ def ddim_invert(model, x0: torch.Tensor, scheduler, num_steps: int = 50, t0: int
             if progress is not None:
                 progress(i + 1, len(timesteps), "DDIM inversion")
     return x
+
+
+def ddim_generate(model, latents: torch.Tensor, scheduler, num_steps: int, t0: int | None = None,
+                  batch_size: int = 256, progress: ProgressFn | None = None) -> torch.Tensor:
+    """x_{t0} → x_0 by deterministic DDIM (η = 0) in batches on the model's device; [-1, 1] images on the CPU.
+    From a latent (``t0``) without x̂0 clipping, mirroring ``ddim_invert``; from noise (``t0`` None, the whole
+    chain) with the scheduler's own clipping, as a model is usually sampled."""
+    device = next(model.parameters()).device if hasattr(model, "parameters") else latents.device
+    batches = -(-len(latents) // batch_size)
+    out = [ddim_sample(model, latents[b * batch_size:(b + 1) * batch_size].to(device).float(), scheduler, num_steps,
+                       eta=0.0, t0=t0, snapshots=1, progress=part(progress, b, batches, "DDIM generation")).samples.cpu()
+           for b in range(batches)]
+    return torch.cat(out) if out else latents.new_empty((0, *latents.shape[1:])).cpu()
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from lab.config import resolve_device
+from lab.device import resolve_device
 from lab.diffusion import guidance
 from lab.diffusion.samplers import ddim_sample, ddpm_sample
 from lab.errors import LabError
@@ -242,19 +242,12 @@ def find_judge(data: dict, spec: LabelSpec, judge: str = "auto") -> str:
                    f"checkpoints/classifier-{name}`, or choose one.")
 
 
-@torch.no_grad()
 def judge_outputs(judge, images: torch.Tensor, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits, 128-d features) of the judge ConvNet for [-1, 1] images, quantized to 8 bits first exactly as
     ``lab.metrics.fid`` feeds torch-fidelity, so the FIDs below equal ``fid_kid``'s."""
-    judge.eval()
-    device = next(judge.parameters()).device
-    logits, feats = [], []
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size].float().clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1).to(device)
-        emb = judge.embed(x)
-        feats.append(emb.float().cpu())
-        logits.append(judge.fc2(torch.relu(emb)).float().cpu())
-    return torch.cat(logits), torch.cat(feats)
+    from lab.metrics.classify import outputs
+
+    return outputs(judge, images, batch_size, features=True, quantize=True)
 
 
 def fid_from_features(a: torch.Tensor, b: torch.Tensor) -> float | None:

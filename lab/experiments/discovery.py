@@ -26,7 +26,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lab.config import get_settings, resolve_device
+from lab.config import get_settings
+
+from lab.device import resolve_device
 from lab.data import DATASETS, STYLES, load_dataset
 from lab.data.sources import IMAGE_SUFFIXES, image_to_tensor, open_image
 from lab.diffusion import latents as geo
@@ -169,12 +171,12 @@ def load_target(config: DiscoveryConfig, model: DiffusionModel, files=None, held
         data = _split(ds.images, config.shots, config.seed, f"The folder {path}")
         data.notes = notes + data.notes
         return data
-    from lab.data import NATIVE_CHANNELS, NATIVE_SIZE
+    from lab.data import dataset
 
     train = load_dataset(config.target, "train", size=size, channels=channels, limit=config.shots, seed=config.seed,
                          style=config.target_style)
     notes = list(train.notes)
-    native, native_c = NATIVE_SIZE[config.target], NATIVE_CHANNELS[config.target]
+    native, native_c = dataset(config.target).size, dataset(config.target).channels
     if native != size or native_c != channels:
         notes.append(f"{config.target} images are {native} px {'grey' if native_c == 1 else 'RGB'}: resized to the "
                      f"model's {size} px {'grey' if channels == 1 else 'RGB'}.")

@@ -17,7 +17,8 @@ from PIL import Image
 
 from lab.clip import load_clip
 from lab.clip.vocab import check_prompt
-from lab.config import get_settings, resolve_device
+from lab.config import get_settings
+from lab.device import resolve_device
 from lab.data import load_dataset
 from lab.data.sources import image_to_tensor, to_standard_mode
 from lab.errors import LabError

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from lab.config import resolve_device
+from lab.device import resolve_device
 from lab.data import load_dataset
 from lab.data.imageset import ImageSet
 from lab.errors import LabError

@@ -12,7 +12,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from lab.config import get_settings, resolve_device
+from lab.config import get_settings
+
+from lab.device import resolve_device
 from lab.data.imageset import to_uint8
 from lab.errors import LabError
 from lab.experiments.edit import edit_with_pair, load_saved_edit

@@ -11,18 +11,17 @@ import torch
 from lab.errors import LabError
 
 
-@torch.no_grad()
 def embed(images: torch.Tensor, classifier, batch_size: int = 500) -> torch.Tensor:
     """Classifier embeddings ``[N, hidden]`` of [-1, 1] images (``classifier``: a ConvNet, a name or folder)."""
+    from lab.metrics.classify import embed as embed_with
+
     if isinstance(classifier, (str, bytes)) or hasattr(classifier, "__fspath__"):
         from lab.models.store import load_classifier
 
         classifier = load_classifier(classifier)
-    classifier.eval()
-    device = next(classifier.parameters()).device
-    out = [classifier.embed(images[i:i + batch_size].float().to(device)).float().cpu()
-           for i in range(0, len(images), batch_size)]
-    return torch.cat(out) if out else torch.empty(0, classifier.config.hidden)
+    if len(images) == 0:
+        return torch.empty(0, classifier.config.hidden)
+    return embed_with(classifier, images, batch_size)
 
 
 def pixels(images: torch.Tensor) -> torch.Tensor:

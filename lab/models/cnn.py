@@ -43,5 +43,9 @@ class ConvNet(ModelMixin, ConfigMixin):
         """The ``hidden``-d feature before the last ReLU (used for FID and t-SNE)."""
         return self.fc1(self.features(self.prepare(x)).flatten(1))
 
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """The logits of ``embed``'s features (what ``forward`` does after ``embed``)."""
+        return self.fc2(self.drop(F.relu(features)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.drop(F.relu(self.embed(x))))
+        return self.head(self.embed(x))

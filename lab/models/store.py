@@ -17,11 +17,14 @@ import diffusers
 import torch
 from diffusers import DDPMScheduler, ScoreSdeVeScheduler, UNet2DModel
 
-from lab.config import get_settings, resolve_device
+from lab.config import get_settings
+
+from lab.device import resolve_device
 from lab.errors import LabError
 
 PIPELINES = {"ddpm": ("DDPMPipeline", "DDPMScheduler"), "score": ("ScoreSdeVePipeline", "ScoreSdeVeScheduler")}
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+HUB_PREFIX = "hf:"
 MAX_PATH_CHARS = 1024
 MODEL_FILES = ("a diffusers pipeline (model_index.json, unet/ and scheduler/), or a model folder (config.json "
                "and a .safetensors weights file, as the lab's trainers write them)")
@@ -61,33 +64,49 @@ def versions() -> dict[str, str]:
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path | str:
-    """A shipped model's name, a local folder, or (online) a Hugging Face Hub id."""
+    """A shipped model's name (looked up in the checkpoints folder first), a local folder, or (online) a Hugging
+    Face Hub id (``owner/name``; ``hf:owner/name`` is never taken for a local folder)."""
     text = str(name_or_path).strip()
     if not text:
         raise LabError("No model was given: pick a shipped model or give a folder.")
     if len(text) > MAX_PATH_CHARS or "\x00" in text:
         raise LabError(f"The model name is {len(text)} characters long: give a shipped model's name or a folder "
                        f"path of at most {MAX_PATH_CHARS} characters.")
+    if text.startswith(HUB_PREFIX):
+        return _hub_id(text[len(HUB_PREFIX):])
     path = Path(text).expanduser()
+    shipped = get_settings().checkpoint_dir / text
+    if len(path.parts) == 1 and not path.is_absolute() and shipped.is_dir():
+        return shipped
     if path.is_dir():
         return path
-    shipped = get_settings().checkpoint_dir / text
     if shipped.is_dir():
         return shipped
     if HUB_ID.match(text) and not path.exists():
-        if get_settings().offline:
-            raise LabError(f"{text!r} is not a local folder, and the lab is offline (HF_HUB_OFFLINE=1), so it "
-                           "cannot be fetched from the Hugging Face Hub. Download it once online, or give a folder.")
-        return text
+        return _hub_id(text)
+    raise _no_model(text)
+
+
+def _no_model(text: str) -> LabError:
     available = ", ".join(list_models()) or "none"
-    raise LabError(f"No model folder at {text!r}. Shipped models: {available} "
-                   f"(in {get_settings().checkpoint_dir}).")
+    return LabError(f"No model folder at {text!r}. Shipped models: {available} (in {get_settings().checkpoint_dir}).")
+
+
+def _hub_id(text: str) -> str:
+    if not HUB_ID.match(text):
+        raise LabError(f"{text!r} is not a Hugging Face Hub id (owner/name).")
+    if get_settings().offline:
+        raise LabError(f"{text!r} is no model folder here, and as a Hugging Face Hub id it cannot be fetched: the "
+                       "lab is offline (HF_HUB_OFFLINE=1). Download it once online, or give a folder.")
+    return text
 
 
 def check_model_source(value, what: str = "Model") -> str:
-    """A model given by a user of the app: a shipped name, a Hub id, or a folder inside the allowed roots
-    (see ``lab.config.allowed_roots``). Returns the cleaned text; LabError otherwise."""
-    from lab.config import check_if_path, inside_allowed
+    """A model typed by a user of the app: a shipped name, a Hub id, or a folder inside the allowed roots (see
+    ``lab.config.typed_path``). Whether it is a path is decided from the text before anything is looked up, so
+    the answer never depends on what exists outside those folders. Returns the value for the engine (a Hub id
+    gets the ``hf:`` prefix); LabError otherwise."""
+    from lab.config import typed_path
 
     text = str(value or "").strip()
     if not text:
@@ -95,11 +114,15 @@ def check_model_source(value, what: str = "Model") -> str:
     if len(text) > MAX_PATH_CHARS or "\x00" in text:
         raise LabError(f"{what}: the name is {len(text)} characters long; give a shipped model's name or a "
                        f"folder path of at most {MAX_PATH_CHARS} characters.")
-    check_if_path(text, what)
-    where = resolve_model_path(text)
-    if isinstance(where, Path):
-        inside_allowed(where, what)
-    return text
+    if text.startswith(HUB_PREFIX):
+        text = text[len(HUB_PREFIX):]
+    if typed_path(text, what) is not None:
+        return text
+    if len(Path(text).parts) == 1:
+        if not (get_settings().checkpoint_dir / text).is_dir():
+            raise _no_model(text)
+        return text
+    return HUB_PREFIX + _hub_id(text)
 
 
 def damaged_weights(folder) -> str | None:

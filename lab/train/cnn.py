@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from lab.config import resolve_device
-from lab.diffusion.samplers import autocast_for
+from lab.device import autocast_for, resolve_device
 from lab.errors import LabError
+from lab.metrics.classify import accuracy, as_model_input
 from lab.models.cnn import ConvNet
 from lab.progress import ProgressFn
 from lab.train.losses import random_affine
@@ -46,33 +46,10 @@ def make_cnn(channels: int, size: int, num_classes: int) -> ConvNet:
     return ConvNet(in_channels=channels, image_size=size, num_classes=1 if num_classes == 2 else num_classes)
 
 
-def to_float(x: torch.Tensor, device) -> torch.Tensor:
-    """uint8 images to [-1, 1] floats on ``device``."""
-    return x.to(device, non_blocking=True).float().div_(127.5).sub_(1.0)
-
-
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     if logits.shape[1] == 1:
         return F.binary_cross_entropy_with_logits(logits.squeeze(1).float(), labels.float())
     return F.cross_entropy(logits.float(), labels)
-
-
-def predict_labels(logits: torch.Tensor) -> torch.Tensor:
-    return (logits.squeeze(1) > 0).long() if logits.shape[1] == 1 else logits.argmax(1)
-
-
-@torch.no_grad()
-def accuracy(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:
-    """Top-1 accuracy on uint8 images (one logit: its sign), in eval mode (restored afterwards)."""
-    was, device = net.training, next(net.parameters()).device
-    net.eval()
-    correct = 0
-    for i in range(0, len(images), batch_size):
-        with autocast_for(device):
-            logits = net(to_float(images[i:i + batch_size], device))
-        correct += (predict_labels(logits).cpu() == labels[i:i + batch_size]).sum().item()
-    net.train(was)
-    return correct / max(1, len(images))
 
 
 def train_cnn(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
@@ -96,7 +73,7 @@ def train_cnn(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
         order = torch.randperm(len(images), generator=gen)
         for b in range(batches):
             index = order[b * config.batch_size:(b + 1) * config.batch_size]
-            x, y = to_float(images[index], device), labels[index].to(device)
+            x, y = as_model_input(images[index], device), labels[index].to(device)
             if config.augment:
                 x = random_affine(x, aug, max_shift=0.1, max_degrees=10.0, max_scale=0.1)
             with autocast_for(device):

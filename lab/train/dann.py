@@ -21,13 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lab.config import resolve_device
-from lab.diffusion.samplers import autocast_for
+from lab.device import autocast_for, resolve_device
 from lab.errors import LabError
 from lab.models.dann import DANNNet, GradientReversalLayer, build_dann
 from lab.progress import ProgressFn
 from lab.seeding import seed_everything
-from lab.train.cnn import accuracy, to_float
+from lab.metrics.classify import accuracy, as_model_input
 from lab.train.loop import _batch_index
 from lab.train.losses import random_affine
 
@@ -189,7 +188,7 @@ def backbone_features(net: DANNNet, images: torch.Tensor, batch_size: int = 500)
     out = []
     for i in range(0, len(images), batch_size):
         with autocast_for(device):
-            out.append(net.tapped(to_float(images[i:i + batch_size], device))[1].float().cpu())
+            out.append(net.tapped(as_model_input(images[i:i + batch_size], device))[1].float().cpu())
     net.train(was)
     return torch.cat(out)
 
@@ -252,8 +251,8 @@ def train_dann(data: DomainPair, placement: str, backbone: str = "lenet", config
         i_s = _batch_index(len(data.source_x), config.batch_size, step, config.seed)
         i_t = _batch_index(len(data.target_x), config.batch_size, step, config.seed + 500_009)
         gen = torch.Generator(device).manual_seed(config.seed * 1_000_003 + step)
-        x_s = _augment(to_float(data.source_x[i_s], device), gen, config)
-        x_t = to_float(data.target_x[i_t], device)
+        x_s = _augment(as_model_input(data.source_x[i_s], device), gen, config)
+        x_t = as_model_input(data.target_x[i_t], device)
         with autocast_for(device):
             loss, parts = objective(net, x_s, data.source_y[i_s].to(device), x_t)
         if not torch.isfinite(loss):

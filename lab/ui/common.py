@@ -10,7 +10,9 @@ from pathlib import Path
 import gradio as gr
 import torch
 
-from lab.config import get_settings, resolve_device
+from lab.config import get_settings
+
+from lab.device import resolve_device
 from lab.errors import Cancelled, LabError
 from lab.models.store import list_models
 from lab.progress import CancelToken
@@ -237,19 +239,25 @@ def folder_in(value, what: str = "The folder") -> str | None:
 def clip_in(value, pretrained=None, what: str = "CLIP") -> tuple[str, str | None]:
     """A CLIP box (shipped name, open_clip name, or a folder) and its optional weights file: paths must lie inside
     the allowed folders."""
-    from lab.config import check_if_path
+    from lab.config import get_settings, typed_path
 
     out = []
     for text, label in ((str(value or "").strip(), what), (str(pretrained or "").strip(), f"{what} weights file")):
         if len(text) > 1024:
             raise LabError(f"{label}: the text is {len(text)} characters long; give clip-lab (shipped), a folder, "
                            "or an open_clip name such as ViT-B-32 (at most 1024 characters).")
-        if text:
-            check_if_path(text, label)
-        out.append(text or None)
-    if out[0] is None:
+        out.append((text, typed_path(text, label) if text else None))
+    (name, local), (weights, _) = out
+    if not name:
         raise LabError("Choose a CLIP model first (clip-lab is shipped).")
-    return out[0], out[1]
+    if local is None and not (len(Path(name).parts) == 1 and (get_settings().checkpoint_dir / name).is_dir()):
+        import open_clip
+
+        # not a local path: a shipped name, or open_clip's (an architecture, or architecture/tag) — never a file
+        if name.partition("/")[0].strip() not in open_clip.list_models():
+            raise LabError(f"Unknown CLIP {name!r}: give the shipped clip-lab, a folder with open_clip_config.json, "
+                           "or an open_clip architecture with a tag, e.g. ViT-B-32 / openai.")
+    return name, weights or None
 
 
 EXPORT_LABEL = "Export: figures, metrics and the run as one zip"

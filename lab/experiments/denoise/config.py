@@ -1,0 +1,76 @@
+"""The Denoising-steps settings, declared once (the CLI's ``sample`` / ``evaluate`` and the tab derive from them)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from lab.errors import LabError
+from lab.params import Params, param
+
+SAMPLERS = {"ddpm": ["ddpm", "ddim"], "score": ["langevin"]}
+MAX_IMAGES = 10_000
+FEATURE_NETWORKS = ("classifier", "inception", "face-api")   # lab.metrics.fid's feature networks
+
+
+@dataclass
+class DenoiseConfig(Params):
+    COMMAND: ClassVar[str] = "sample"
+    model: str = param("ddpm-mnist", "a shipped model's name, a model folder or (online) a Hub id", label="Model",
+                       always=True)
+    sampler: str = param("ddim", "ddim or ddpm for DDPM models, langevin for score models (CLI default: by the "
+                                 "model's kind)", choices=("ddim", "ddpm", "langevin"), label="Sampler")
+    steps: int = param(50, "DDPM/DDIM steps", low=1, high=1000, label="Steps (DDPM / DDIM)")
+    eta: float = param(0.0, "DDIM η (0 = deterministic)", low=0.0, high=1.0, step=0.05, label="DDIM η (0 = deterministic)")
+    langevin_steps: int = param(100, "annealed Langevin steps per noise level (T = 100 as in Song & Ermon; 20 "
+                                     "leaves visible noise)", low=1, high=10_000, ui_high=200,
+                                label="Steps per noise level")
+    langevin_eps: float = param(2e-5, "Langevin step size ε in α_i = ε σ_i² / σ_L²", low=1e-9, high=0.1,
+                                label="Langevin ε")
+    langevin_denoise: bool = param(True, "the final denoising (Tweedie) step of annealed Langevin",
+                                   flag="--denoise", label="Final denoising step")
+    num_images: int = param(10, "number of images (grid rows)", flag="--n", low=1, high=MAX_IMAGES, ui_high=16,
+                            label="Number of images (rows)")
+    snapshots: int = param(10, "snapshots per image (grid columns)", low=2, high=50, ui_high=20, label="Snapshots (columns)")
+    seed: int = param(0, "random seed", low=0, high=2**31 - 1, label="Seed")
+    device: str = param("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps", label="Device")
+    batch_size: int = param(250, "images sampled at once", low=1, high=100_000, label="Batch size")
+
+    def check_model(self, kind: str) -> None:
+        if self.sampler not in SAMPLERS[kind]:
+            hint = ("annealed Langevin needs a score model (e.g. score-mnist)" if self.sampler == "langevin"
+                    else "a score model is sampled with annealed Langevin ('langevin')")
+            raise LabError(f"Sampler {self.sampler!r} does not fit {kind} model {self.model!r}: {hint}. "
+                           f"Samplers for it: {', '.join(SAMPLERS[kind])}.")
+
+    def total_steps(self, levels: int | None) -> int:
+        """Network calls per image: the DDPM/DDIM steps, or Langevin steps × ``levels`` (+ the final step)."""
+        if self.sampler == "langevin":
+            return self.langevin_steps * int(levels or 1) + int(self.langevin_denoise)
+        return self.steps
+
+
+@dataclass
+class SweepConfig(DenoiseConfig):
+    """The seed's step-count sweep: one grid and one quality measure per number of steps T."""
+    step_counts: list[int] = param([10, 100, 1000], "step counts T, separated by commas", flag="--sweep",
+                                   low=1, high=100_000, label="Step counts", always=True)
+    metric_images: int = param(0, "extra images per step count for the quality measure (0: the grid's own)",
+                               low=0, high=10_000, ui_high=1000, step=10,
+                               label="Extra images for the quality measure")
+
+    def check(self) -> None:
+        if not 1 <= len(self.step_counts) <= 6:
+            raise LabError("Give 1 to 6 step counts, e.g. 10, 100, 1000.")
+
+
+@dataclass
+class QualityConfig(DenoiseConfig):
+    COMMAND: ClassVar[str] = "evaluate"
+    fid_n: int = param(1000, "samples (and real images) for FID", low=10, high=MAX_IMAGES, step=10,
+                       label="Samples (n)")
+    features: str = param("classifier", "FID features: the lab's classifier of the model's domain, Inception "
+                                        "(online, or LAB_INCEPTION_WEIGHTS), or the face-api descriptor (faces)",
+                          choices=FEATURE_NETWORKS, label="Feature network")
+    reference: str | None = param(None, "real dataset to compare with (default: the model's)", label="Reference")
+    floor: bool = param(True, "also measure the real-vs-real floor at the same n",
+                        label="Also the real-vs-real floor")
