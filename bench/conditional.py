@@ -28,9 +28,10 @@ import torch  # noqa: E402
 
 from lab.config import cpu_name  # noqa: E402
 from lab.errors import LabError  # noqa: E402
-from lab.experiments.conditional import ConditionalConfig, run_grid  # noqa: E402
+from lab.experiments.conditional.config import ConditionalConfig  # noqa: E402
+from lab.experiments.conditional.methods import METHODS  # noqa: E402
+from lab.experiments.conditional.sample import run_grid  # noqa: E402
 
-METHODS = ("label-embed", "condnorm", "auxclf", "classifier-guidance", "cfg")
 SCALES = {"cfg": "1,2,3,5", "classifier-guidance": "1,3,10,30,100", "auxclf": "1,3,10,30"}
 
 

@@ -25,7 +25,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from lab.config import cpu_name  # noqa: E402
-from lab.experiments.dann import SEED_REFERENCE, DANNConfig, run_dann  # noqa: E402
+from lab.experiments.dann.config import DANNConfig  # noqa: E402
+from lab.experiments.dann.reference import SEED_REFERENCE  # noqa: E402
+from lab.experiments.dann.run import run_dann  # noqa: E402
 from lab.runs import recorded  # noqa: E402
 
 TARGET = 0.96
@@ -38,7 +40,7 @@ RECIPE = DANNConfig(task="usps-mnist", backbone="lenet", placements=["none", "st
 
 def measure(config: DANNConfig, name: str) -> dict:
     start = time.perf_counter()
-    with recorded("dann-bench", asdict(config), command=" ".join(sys.argv)) as run:
+    with recorded("dann-bench", asdict(config), command=config.to_command()) as run:
         result = run_dann(config, record=run)
         result.save(run)
     rows = {r["placement"]: r for r in result.rows()}

@@ -48,8 +48,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from lab.config import cpu_name
     from lab.errors import LabError
-    from lab.experiments.discovery import (DiscoveryConfig, DiscoverySettings, FinetuneSettings, load_model,
-                                           run_discover, run_finetune, run_reconstruct)
+    from lab.experiments.discovery.baseline import run_finetune
+    from lab.experiments.discovery.config import BaselineSettings, DiscoveryConfig, DiscoverySettings
+    from lab.experiments.discovery.data import load_model
+    from lab.experiments.discovery.discover import run_discover
+    from lab.experiments.discovery.reconstruct import run_reconstruct
 
     n = args.n or (200 if args.quick else 1000)
     methods = (args.methods or ("slerp" if args.quick else "slerp,mix,gaussian")).split(",")
@@ -91,7 +94,7 @@ def main() -> None:
             f"acceptance {result.acceptance:.3f} copies {discovered[method]['nn_copy_fraction']:.3f} "
             f"diversity {discovered[method]['diversity_features']:.2f} seconds {result.seconds}")
 
-    ft = run_finetune(config, FinetuneSettings(train_steps=ft_steps, lr=args.finetune_lr, count=n, fid_n=n),
+    ft = run_finetune(config, BaselineSettings(train_steps=ft_steps, lr=args.finetune_lr, count=n, fid_n=n),
                       model=model)
     fm = ft.metrics
     log(f"finetune {ft_steps} steps in {ft.train_seconds:.0f}s: FID {fm['fid']['fid']:.2f} copies "

@@ -51,7 +51,8 @@ def train_judges(data: str, seed: int, steps: int, per_style: int):
     from lab.data.styles import STYLES, apply_style
     from lab.metrics.classify import accuracy
     from lab.models.cnn import ConvNet
-    from lab.train.loop import TrainConfig, fit
+    from lab.train.config import TrainConfig
+    from lab.train.loop import fit
     from lab.train.losses import ClassifierLoss
 
     def rendered(split, n, s):
@@ -91,12 +92,14 @@ def edit_and_judge(domain: str, config, args, n_edit: int, n_loop: int, judge_st
     import torch
 
     from lab.clip import load_clip
-    from lab.device import resolve_device
     from lab.data import load_dataset
-    from lab.diffusion.samplers import ddim_invert
-    from lab.experiments.edit import measure, run_edit
+    from lab.device import resolve_device
+    from lab.diffusion.editing import edit_batched
+    from lab.diffusion.samplers import ddim_generate, ddim_invert
+    from lab.experiments.edit.measure import measure
+    from lab.experiments.edit.run import run_edit
     from lab.models.store import load_diffusion
-    from lab.train.diffusionclip import DiffusionClipLoss, edit_batched, generate
+    from lab.train.diffusionclip import DiffusionClipLoss
     from lab.viz.grids import image_grid
 
     started = time.time()
@@ -130,11 +133,9 @@ def edit_and_judge(domain: str, config, args, n_edit: int, n_loop: int, judge_st
     with torch.no_grad():
         for i in range(n_loop):
             zi = ddim_invert(model.unet, x[i:i + 1].to(device), model.scheduler, n_inv, t0=t0)
-            generate(tuned.unet, model.scheduler, zi, n_test, t0)
+            ddim_generate(tuned.unet, zi, model.scheduler, n_test, t0, batch_size=1)
     loop_ips = n_loop / (clock() - t)
-    with torch.no_grad():
-        recon = torch.cat([generate(model.unet, model.scheduler, latents[i:i + batch].to(device), n_test, t0).cpu()
-                           for i in range(0, len(x), batch)]).clamp(-1, 1)
+    recon = ddim_generate(model.unet, latents, model.scheduler, n_test, t0, batch)
 
     style_net, style_acc = judges["style"]
     label_net, label_acc = judges["label"]
@@ -212,7 +213,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from lab.config import cpu_name
     from lab.device import resolve_device
-    from lab.experiments.edit import EditConfig
+    from lab.experiments.edit.config import EditConfig
     from lab.models.store import list_models
 
     quick = args.quick

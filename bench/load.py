@@ -118,8 +118,9 @@ def main() -> None:
         runs_tmp = tempfile.mkdtemp(prefix="lab-load-runs-")
         os.environ["LAB_RUNS_DIR"] = runs_tmp
 
-    import app
     from gradio_client import Client as GradioClient
+
+    import app
     from lab.config import cpu_name
     from lab.device import resolve_device
 

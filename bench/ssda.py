@@ -27,7 +27,8 @@ import torch  # noqa: E402
 
 from lab.config import cpu_name  # noqa: E402
 from lab.errors import LabError  # noqa: E402
-from lab.experiments.ssda import TASKS, SSDAConfig, run_ssda  # noqa: E402
+from lab.experiments.ssda.config import TASKS, SSDAConfig  # noqa: E402
+from lab.experiments.ssda.run import run_ssda  # noqa: E402
 from lab.progress import TqdmProgress  # noqa: E402
 
 TARGET_GAIN_MNIST_SKETCH = 10.0

@@ -12,9 +12,9 @@ import zlib
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, free_port, needs_checkpoints
 from PIL import Image
 
-from conftest import ROOT, free_port, needs_checkpoints
 from lab.errors import LabError
 
 CHECKPOINTS = ROOT / "checkpoints"
@@ -26,21 +26,23 @@ DENOISE = dict(model="ddpm-mnist", sampler="ddim", steps=2, eta=0.0, langevin_st
                langevin_denoise=True, num_images=1, snapshots=2, seed=0)
 COND = dict(method="cfg", model="cfg-mnist", classifier="noisy-classifier-mnist", scale=1.0, sampler="ddim", steps=2,
             eta=0.0, per_class=1, classes="0", judge="auto", fid=False, seed=0)
-COMPARE = dict(le_model="cfg-mnist", cn_model="condnorm-mnist", aux_model="auxclf-mnist", aux_scale=1.0,
-               cg_model="ddpm-mnist", cg_classifier="noisy-classifier-mnist", cg_scale=1.0, cfg_model="cfg-mnist",
-               cfg_scale=1.0, include=["cfg"], sampler="ddim", steps=2, eta=0.0, per_class=1, classes="0",
-               judge="auto", fid=False, seed=0)
-DANN = dict(task="usps-mnist", officehome_path="", oh_source="Clipart", oh_target="Real_World", backbone="lenet",
-            weights="scratch", placements=["none"], seeds="0", epochs=1, steps=1, batch_size=8, optimizer="sgd",
-            lr=0.01, lr_schedule="annealed", lambda_schedule="dann", lambda_max=1.0, augment=False, augment_scale=0.15,
-            sees_target=False, source_limit=0, target_limit=0, eval_limit=100)
-DISC = dict(model="ddpm-mnist", target="upload", style="plain", path="", upload=None, shots=2, in_domain="none",
-            t0=10, steps=1, classifier="none", seed=0, t0s="10", n_images=1)
-EDIT = dict(files=None, fit=False, model="ddpm-mnist", clip="clip-lab", pretrained="", source="a digit",
-            target="a sketch of a digit", data="mnist", n_train=1, t0=10, n_inv=1, n_train_step=1, n_test=1,
-            lam_clip=1.0, lam_l1=0.1, lam_id=0.0, lam_struct=0.0, iterations=1, lr=2e-4, batch=1, variant="full",
-            edit_n=0, save_as="", seed=0)
-SAVED = dict(name="diffusionclip-mnist-sketch", files=None, fit=False, data="mnist", split="test", n=1)
+COMPARE = dict(methods=["cfg"], models=["label-embed=cfg-mnist", "condnorm=condnorm-mnist", "auxclf=auxclf-mnist",
+                                         "classifier-guidance=ddpm-mnist", "cfg=cfg-mnist"],
+               method_scales="auxclf=1, classifier-guidance=1, cfg=1", classifier="noisy-classifier-mnist",
+               sampler="ddim", steps=2, eta=0.0, per_class=1, classes="0", judge="auto", fid=False, seed=0)
+DANN = dict(task="usps-mnist", officehome_path="", officehome_source="Clipart", officehome_target="Real_World",
+            backbone="lenet", weights="scratch", placements=["none"], seeds="0", epochs=1, steps_per_epoch=1,
+            batch_size=8, optimizer="sgd", lr=0.01, lr_schedule="annealed", lambda_schedule="dann", lambda_max=1.0,
+            augment=False, augment_scale=0.15, source_only_sees_target=False, source_limit=0, target_limit=0,
+            eval_limit=100)
+DISC = dict(model="ddpm-mnist", target="upload", target_style="plain", target_path="", upload=None, shots=2,
+            in_domain="none", t0=10, steps=1, classifier="none", seed=0, t0s="10", n_images=1)
+EDIT = dict(files=None, fit=False, model="ddpm-mnist", clip="clip-lab", clip_pretrained="", source="a digit",
+            target="a sketch of a digit", data="mnist", n_train=1, t0=10, n_inv_step=1, n_train_step=1,
+            n_test_step=1, lambda_clip=1.0, lambda_l1=0.1, lambda_id=0.0, lambda_struct=0.0, iterations=1, lr=2e-4,
+            batch_size=1, variant="full", edit_n=0, save_as="", seed=0)
+SAVED = dict(with_saved="diffusionclip-mnist-sketch", files=None, fit=False, data="mnist", edit_split="test",
+             edit_n=1)
 SSDA = dict(task="mnist-sketch", editor="diffusionclip-mnist-sketch", target_path="", n_labelled=2, n_test=1,
             conditions=["original"], seeds="0", epochs=1, batch_size=2, lr=1e-3)
 BASES = {"/denoise_grid": DENOISE, "/denoise_sweep": {**DENOISE, "step_counts": "2", "metric_images": 0},
@@ -49,11 +51,11 @@ BASES = {"/denoise_grid": DENOISE, "/denoise_sweep": {**DENOISE, "step_counts": 
          "/dann_compare": DANN, "/dann_curves": dict(run_folder="", metric="accuracy"),
          "/dann_tsne": dict(run_folder="", label="", color_by="domain"), "/discovery_reconstruct": DISC,
          "/discovery_stats": {k: v for k, v in DISC.items() if k not in ("t0s", "n_images")},
-         "/edit_run": EDIT, "/edit_saved": SAVED, "/edit_check": dict(clip="clip-lab", pretrained="", source="a digit",
+         "/edit_run": EDIT, "/edit_saved": SAVED, "/edit_check": dict(clip="clip-lab", clip_pretrained="", source="a digit",
                                                                     target="a sketch of a digit"),
          "/ssda_run": SSDA, "/ssda_reopen": dict(folder=""),
          "/ssda_finetune": dict(task="mnist-sketch", name="tuned", iterations=1),
-         "/edit_vocabulary": dict(clip="clip-lab", pretrained=""), "/_on_formulation": dict(formulation="x"),
+         "/edit_vocabulary": dict(clip="clip-lab", clip_pretrained=""), "/_on_formulation": dict(formulation="x"),
          "/_on_method": dict(method="cfg")}
 
 LONG = "x" * 10_000
@@ -102,9 +104,9 @@ CASES = [
     ("conditional-judge-truncated", "/conditional_grid", dict(judge="@truncated/classifier-mnist"),
      r"weights file .* is damaged"),
     ("conditional-sweep-scales-long", "/conditional_sweep", dict(scales=LONG), r"[Ss]cale.*10,000 characters"),
-    ("conditional-compare-none-ticked", "/conditional_compare", dict(include=[]), r"Tick at least one method"),
-    ("conditional-compare-model-etc", "/conditional_compare", dict(cfg_model="/etc"), OUTSIDE),
-    ("conditional-compare-scale-huge", "/conditional_compare", dict(cfg_scale=10**9), r"Classifier-free w must be"),
+    ("conditional-compare-none-ticked", "/conditional_compare", dict(methods=[]), r"Tick at least one method"),
+    ("conditional-compare-model-etc", "/conditional_compare", dict(models=["cfg=/etc"]), OUTSIDE),
+    ("conditional-compare-scale-huge", "/conditional_compare", dict(method_scales="cfg=1e9"), r"Classifier-free w must be"),
     # DANN
     ("dann-epochs-zero", "/dann_compare", dict(epochs=0), r"Epochs must be between 1 and 200, not 0"),
     ("dann-epochs-huge", "/dann_compare", dict(epochs=10**9), r"Epochs must be between 1 and 200"),
@@ -132,9 +134,9 @@ CASES = [
     ("discovery-upload-cmyk-palette-16bit-rgba-la", "/discovery_reconstruct",  # converted: the run works
      dict(upload="@upload:cmyk.png,palette.png,grey16.png,rgba.png,la.png"), None),
     ("discovery-upload-none", "/discovery_reconstruct", dict(upload=[]), r"No images were uploaded"),
-    ("discovery-folder-etc", "/discovery_reconstruct", dict(target="folder", path="/etc"), OUTSIDE),
-    ("discovery-folder-dotdot", "/discovery_reconstruct", dict(target="folder", path="../../etc"), OUTSIDE),
-    ("discovery-folder-no-images", "/discovery_reconstruct", dict(target="folder", path="@not_a_model"),
+    ("discovery-folder-etc", "/discovery_reconstruct", dict(target="folder", target_path="/etc"), OUTSIDE),
+    ("discovery-folder-dotdot", "/discovery_reconstruct", dict(target="folder", target_path="../../etc"), OUTSIDE),
+    ("discovery-folder-no-images", "/discovery_reconstruct", dict(target="folder", target_path="@not_a_model"),
      r"holds no images"),
     ("discovery-model-etc", "/discovery_stats", dict(model="/etc"), OUTSIDE),
     ("discovery-model-truncated", "/discovery_stats", dict(model="@truncated/ddpm-mnist"), r"is damaged"),
@@ -158,7 +160,7 @@ CASES = [
     ("edit-model-etc", "/edit_run", dict(model="/etc"), OUTSIDE),
     ("edit-model-truncated", "/edit_run", dict(model="@truncated/ddpm-mnist"), r"is damaged"),
     ("edit-clip-dotdot", "/edit_run", dict(clip="../../etc/passwd"), OUTSIDE),
-    ("edit-clip-weights-etc", "/edit_run", dict(clip="ViT-B-32", pretrained="/etc/passwd"), OUTSIDE),
+    ("edit-clip-weights-etc", "/edit_run", dict(clip="ViT-B-32", clip_pretrained="/etc/passwd"), OUTSIDE),
     ("edit-clip-not-a-model", "/edit_run", dict(clip="@not_a_model"), r"not an open_clip model folder: it needs"),
     ("edit-clip-truncated", "/edit_run", dict(clip="@truncated/clip-lab"),
      r"weights file .*open_clip_model\.safetensors is damaged"),
@@ -168,12 +170,12 @@ CASES = [
     ("edit-vocabulary-clip-long", "/edit_vocabulary", dict(clip=LONG), "OK:characters long"),
     ("denoise-formulation-unknown", "/_on_formulation", dict(formulation="nope"), r"nope.*(choices|Unknown)"),
     ("conditional-method-unknown", "/_on_method", dict(method="nope"), r"nope.*(choices|Unknown)"),
-    ("edit-saved-name-etc", "/edit_saved", dict(name="/etc"), OUTSIDE),
-    ("edit-saved-name-dotdot", "/edit_saved", dict(name="../../etc/passwd"), OUTSIDE),
+    ("edit-saved-name-etc", "/edit_saved", dict(with_saved="/etc"), OUTSIDE),
+    ("edit-saved-name-dotdot", "/edit_saved", dict(with_saved="../../etc/passwd"), OUTSIDE),
     ("edit-saved-upload-corrupt", "/edit_saved", dict(files="@upload:corrupt.png"), r"not a readable image"),
     ("edit-saved-upload-16bit-wrong-size", "/edit_saved", dict(files="@upload:grey16-big.png"),
      r"40×40 px, but the model takes 28×28"),
-    ("edit-saved-n-zero", "/edit_saved", dict(n=0), r"Images must be between 1 and 256"),
+    ("edit-saved-n-zero", "/edit_saved", dict(edit_n=0), r"Images must be between 1 and 256"),
     # Batch adaptation
     ("ssda-labelled-negative", "/ssda_run", dict(n_labelled=-1), r"n′ labelled source images must be between 2"),
     ("ssda-epochs-zero", "/ssda_run", dict(epochs=0), r"Epochs must be between 1 and 200"),
@@ -405,8 +407,9 @@ def test_number_boxes_check_api_values_before_gradio_does():
 
 
 def test_upload_counts_are_capped():
-    from lab.experiments.discovery import MAX_UPLOADS, images_from_files
-    from lab.ui.edit import MAX_UPLOADS as EDIT_MAX, _uploads
+    from lab.data.uploads import MAX_UPLOADS, images_from_files
+    from lab.ui.edit import MAX_UPLOADS as EDIT_MAX
+    from lab.ui.edit import _uploads
 
     with pytest.raises(LabError, match=f"65 images were uploaded; edit at most {EDIT_MAX}"):
         _uploads(["digit.png"] * 65, "ddpm-mnist", False)

@@ -14,7 +14,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, free_port, needs_checkpoints, needs_fashion, needs_mnist, needs_usps
 
 CHROMIUM = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
@@ -190,7 +189,7 @@ def test_app_opens_on_the_denoising_tab(page):
 @shipped("ddpm-mnist")
 def test_denoising_tab(page):
     with on_tab(page, "Denoising steps", "denoise"):
-        set_value(page, "Steps (DDPM / DDIM)", 10)
+        set_value(page, "Steps (DDPM / DDIM / PC)", 10)
         set_value(page, "Number of images (rows)", 2)
         set_value(page, "Snapshots (columns)", 5)
         click_button(page, "Generate")
@@ -215,7 +214,7 @@ def test_conditional_tab(page):
 @needs_mnist
 @needs_usps
 def test_dann_tab(page):
-    from lab.models.dann import PLACEMENTS
+    from lab.models.dann_registry import PLACEMENTS
 
     with on_tab(page, "DANN stage comparison", "dann"):
         set_checks(page, {k: f"{k}: {v}" for k, v in PLACEMENTS.items() if k not in ("layer2", "layer3")},
@@ -267,7 +266,7 @@ def test_editing_tab_with_a_saved_model(page):
 @needs_mnist
 @shipped("diffusionclip-mnist-sketch", "ddpm-mnist")
 def test_batch_adaptation_tab(page):
-    from lab.experiments.ssda import CONDITIONS
+    from lab.experiments.ssda.config import CONDITIONS
 
     with on_tab(page, "Batch adaptation + CNN evaluation", "ssda"):
         set_value(page, "n′ labelled source images", 20)

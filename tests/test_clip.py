@@ -8,8 +8,8 @@ import open_clip
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import ROOT, needs_checkpoints, needs_mnist
+
 from lab.clip import ARCH, load_clip, resolve_clip, save_clip_folder, vocabulary
 from lab.clip.vocab import captions, check_prompt
 from lab.errors import LabError

@@ -5,13 +5,26 @@ import pytest
 import torch
 from diffusers import UNet2DModel
 
-from lab.diffusion.guidance import (alpha_bar, classifier_free, classifier_guided, conditional, log_prob_grad,
-                                    self_guided)
+from lab.diffusion.guidance import (
+    alpha_bar,
+    classifier_free,
+    classifier_guided,
+    conditional,
+    log_prob_grad,
+    self_guided,
+)
 from lab.diffusion.samplers import ddim_sample
 from lab.diffusion.schedules import make_ddpm_scheduler
 from lab.errors import LabError
-from lab.models.conditional import (ConditionalUNet, LabelSpec, NoisyClassifier, load_conditional,
-                                    load_noisy_classifier, save_model, warm_start)
+from lab.models.conditional import (
+    ConditionalUNet,
+    LabelSpec,
+    NoisyClassifier,
+    load_conditional,
+    load_noisy_classifier,
+    save_model,
+)
+from lab.models.warm_start import warm_start
 
 TINY = dict(sample_size=8, in_channels=1, out_channels=1, block_out_channels=[8, 16],
             down_block_types=["DownBlock2D", "DownBlock2D"], up_block_types=["UpBlock2D", "UpBlock2D"],
@@ -159,10 +172,10 @@ def test_save_load_round_trip_and_bad_folders(tmp_path):
     save_model(tmp_path / "cn", model, make_ddpm_scheduler(), {"kind": "conditional", "method": "condnorm",
                                                                "p_uncond": 0.0, "labels": {"kind": "attributes"}})
     back = load_conditional(tmp_path / "cn")
-    assert back.spec == ATTRS and back.model.config.norm == "batch"
+    assert back.spec == ATTRS and back.net.config.norm == "batch"
     x, t, v = torch.randn(2, 1, 8, 8), torch.tensor([1, 2]), torch.tensor([[1.0, 0, 0, 0], [0, -1, 0, 1]])
     with torch.no_grad():
-        assert torch.equal(back.model(x, t, v).sample, model(x, t, v).sample)
+        assert torch.equal(back.net(x, t, v).sample, model(x, t, v).sample)
     assert "## Conditioning" in (tmp_path / "cn" / "README.md").read_text()
     net = NoisyClassifier(TINY, **DIGITS.as_config())
     save_model(tmp_path / "nc", net, make_ddpm_scheduler(), {"kind": "noisy-classifier"})
@@ -354,8 +367,9 @@ def test_card_says_how_it_was_made(tmp_path):
 def test_per_class_fid_equals_lab_fid_kid():
     """The tab computes FID from the judge's features once; it must equal lab.metrics.fid.fid_kid."""
     from lab.config import get_settings
-    from lab.experiments.conditional import fid_from_features, judge_outputs
+    from lab.experiments.conditional.measure import judge_outputs
     from lab.metrics.fid import fid_kid
+    from lab.metrics.fid_features import fid_from_features
     from lab.models.store import load_classifier
 
     judge = get_settings().checkpoint_dir / "classifier-mnist"

@@ -4,9 +4,10 @@ Every column of a grid starts from the same noise, so rows differ only by the re
 ``checkpoints/classifier-mnist`` (never used by a method) judges the samples. Chance is 0.1.
 """
 import torch
-
 from conftest import needs_checkpoints
-from lab.experiments.conditional import ConditionalConfig, paired_batch, run_grid
+
+from lab.experiments.conditional.config import ConditionalConfig
+from lab.experiments.conditional.sample import paired_batch, run_grid
 
 shipped = needs_checkpoints
 

@@ -4,9 +4,9 @@ import json
 import gradio as gr
 import pytest
 import torch
+from conftest import ROOT, needs_mnist
 from diffusers import UNet2DModel
 
-from conftest import ROOT, needs_mnist
 from lab.diffusion.schedules import make_ddpm_scheduler
 from lab.models.conditional import ConditionalUNet, LabelSpec, NoisyClassifier, save_model
 from lab.models.store import save_diffusion
@@ -69,9 +69,11 @@ def test_tab_answers_through_gradio_client(checkpoints, launch_tab):
     assert [r[0] for r in sweep_table["data"]] == [0.0, 2.0] and "Best accuracy" in text and len(gallery) == 2
 
     compare_rows, per_class, grids, _ = client.predict(
-        "cfg-tiny", "condnorm-tiny", "auxclf-tiny", 1.0, "ddpm-tiny", "noisy-tiny", 1.0, "cfg-tiny", 2.0,
-        ["label-embed", "condnorm", "auxclf", "classifier-guidance", "cfg"], "ddim", 2, 0.0, 1, "0, 1", "auto",
-        False, 0, api_name="/conditional_compare")
+        methods=["label-embed", "condnorm", "auxclf", "classifier-guidance", "cfg"],
+        models=["label-embed=cfg-tiny", "condnorm=condnorm-tiny", "auxclf=auxclf-tiny", "classifier-guidance=ddpm-tiny",
+                "cfg=cfg-tiny"], method_scales="auxclf=1, classifier-guidance=1, cfg=2", classifier="noisy-tiny",
+        sampler="ddim", steps=2, eta=0.0, per_class=1, classes="0, 1", judge="auto", fid=False, seed=0,
+        api_name="/conditional_compare")
     assert len(compare_rows["data"]) == 6 and len(grids) == 5       # five methods + the real-data floor
     assert len(per_class["data"]) == 5
 

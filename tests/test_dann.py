@@ -5,10 +5,14 @@ import numpy as np
 import pytest
 import torch
 
+from lab.data.officehome import officehome_domain
 from lab.errors import LabError
-from lab.experiments.dann import DANNConfig, load_task, officehome_domain, run_dann
+from lab.experiments.dann.config import DANNConfig
+from lab.experiments.dann.data import load_task
+from lab.experiments.dann.run import run_dann
 from lab.metrics.domain import pad_from_error, proxy_a_distance
-from lab.models.dann import GradientReversalLayer, GradientReverse, build_dann, check_placement
+from lab.models.dann import GradientReversalLayer, GradientReverse, build_dann
+from lab.models.dann_registry import check_placement
 from lab.train.dann import DANNTrainConfig, DomainPair, dann_lambda, dann_lr, train_dann
 
 

@@ -7,10 +7,12 @@ from pathlib import Path
 import gradio as gr
 import pytest
 import torch
-
 from conftest import needs_mnist, needs_usps
+
 from lab.cli import main
-from lab.experiments.dann import DANNConfig, load_result, run_dann
+from lab.experiments.dann.config import DANNConfig
+from lab.experiments.dann.results import load_result
+from lab.experiments.dann.run import run_dann
 from lab.runs import recorded
 
 # small real subsets: every test here shares them (the loaded pair is cached in the process)

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 import torch
+from conftest import needs_fashion, needs_mnist, needs_usps, needs_utkface
 from PIL import Image
 
-from conftest import needs_fashion, needs_mnist, needs_usps, needs_utkface
 from lab.data import STYLES, apply_style, load_dataset
 from lab.errors import LabError
 

@@ -5,9 +5,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import needs_mnist
 from PIL import Image
 
-from conftest import needs_mnist
 from lab.cli import main
 from lab.viz.export import static_export_available
 
@@ -18,6 +18,7 @@ GRID = dict(sampler="ddim", steps=8, eta=0.0, langevin_steps=2, langevin_eps=2e-
 @pytest.fixture(scope="module")
 def client(request):
     from conftest import serve_tab
+
     from lab.ui import denoise
 
     return serve_tab(denoise.build, request)

@@ -4,8 +4,14 @@ import math
 import pytest
 import torch
 
-from lab.diffusion.samplers import (annealed_langevin, ddim_invert, ddim_sample, ddim_timesteps, ddpm_sample,
-                                    snapshot_steps)
+from lab.diffusion.samplers import (
+    annealed_langevin,
+    ddim_invert,
+    ddim_sample,
+    ddim_timesteps,
+    ddpm_sample,
+    snapshot_steps,
+)
 from lab.diffusion.schedules import geometric_sigmas, make_ddpm_scheduler, q_sample
 from lab.errors import LabError
 

@@ -5,13 +5,19 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, needs_checkpoints, needs_fashion, needs_mnist
 from PIL import Image
 
-from conftest import ROOT, needs_checkpoints, needs_fashion, needs_mnist
+from lab.data.uploads import images_from_files
 from lab.errors import LabError
-from lab.experiments.discovery import (DiscoveryConfig, DiscoverySettings, FinetuneSettings, TargetData, evaluate,
-                                       images_from_files, load_model, parse_t0s, psnr_mse, run_discover,
-                                       run_finetune, run_reconstruct, run_stats)
+from lab.experiments.discovery.baseline import run_finetune
+from lab.experiments.discovery.config import BaselineSettings, DiscoveryConfig, DiscoverySettings, parse_t0s
+from lab.experiments.discovery.data import TargetData, load_model
+from lab.experiments.discovery.discover import run_discover
+from lab.experiments.discovery.evaluate import evaluate
+from lab.experiments.discovery.reconstruct import run_reconstruct
+from lab.experiments.discovery.stats import run_stats
+from lab.metrics.psnr import psnr_mse
 
 SHIPPED_DDPM = ROOT / "checkpoints" / "ddpm-mnist"
 needs_shipped_ddpm = needs_checkpoints("ddpm-mnist")
@@ -106,15 +112,15 @@ def test_every_action_runs_on_a_tiny_model(tiny_ddpm, image_files):
     stats = run_stats(config)
     assert [r["set"].split(" ")[0] for r in stats.rows] == ["unseen", "in-domain", "Gaussian"]
     assert stats.rows[2]["norm_mean"] == pytest.approx(28.0, rel=0.05)  # √784
-    settings = DiscoverySettings(method="mix", count=5, norm_tolerance=0.5, origin_tolerance=45.0,
-                                 pair_tolerance=45.0, metrics=False)
+    settings = DiscoverySettings(method="mix", count=5, norm_tol=50.0, origin_tol=45.0, pair_tol=45.0,
+                                 metrics=False)
     found = run_discover(config, settings)
     assert found.samples.shape == (5, 1, 28, 28) and found.accepted == 5 and len(found.provenance) == 5
-    strict = DiscoverySettings(count=5, norm_tolerance=0.0, origin_tolerance=0.0, pair_tolerance=0.0,
-                               max_candidates=300, metrics=False)
+    strict = DiscoverySettings(count=5, norm_tol=0.0, origin_tol=0.0, pair_tol=0.0, max_candidates=300,
+                               metrics=False)
     with pytest.raises(LabError, match="None of 300 slerp proposals passed"):
         run_discover(config, strict)
-    tuned = run_finetune(config, FinetuneSettings(train_steps=3, batch_size=4, count=4, metrics=False))
+    tuned = run_finetune(config, BaselineSettings(train_steps=3, train_batch=4, count=4, metrics=False))
     assert tuned.samples.shape == (4, 1, 28, 28) and tuned.losses
     # a user's folder of odd-sized colour images, resized with a notice
     folder = DiscoveryConfig(model=str(tiny_ddpm), target="folder", target_path=str(image_files), shots=3, t0=40,
@@ -144,8 +150,8 @@ def test_tab_answers_through_gradio_client(tiny_ddpm, image_files, launch_tab, m
         discovery.build()
     client = launch_tab(demo)
     uploads = [handle_file(str(p)) for p in sorted(image_files.glob("*.png"))]
-    common = dict(model=str(tiny_ddpm), target="upload", style="plain", path="", upload=uploads, shots=4,
-                  in_domain="auto", t0=30, steps=2, classifier="none", seed=0)
+    common = dict(model=str(tiny_ddpm), target="upload", target_style="plain", target_path="", upload=uploads,
+                  shots=4, in_domain="auto", t0=30, steps=2, classifier="none", seed=0)
     gallery, table, plot, text, files = client.predict(**common, t0s="30", n_images=2,
                                                        api_name="/discovery_reconstruct")
     assert len(gallery) == 1 and [r[0] for r in table["data"]] == ["unseen", "in-domain"]
@@ -159,12 +165,12 @@ def test_tab_answers_through_gradio_client(tiny_ddpm, image_files, launch_tab, m
         assert Image.open(png).size[0] > 300
     grid, pairs, table, plot, text, files = client.predict(
         **common, method="slerp", count=3, use_norm=True, norm_tol=50.0, use_origin=False, origin_tol=2.0,
-        use_pair=False, pair_tol=2.0, margin=0.2, mix_count=3, budget=1000, metrics=True,
+        use_pair=False, pair_tol=2.0, t_margin=0.2, mix_count=3, max_candidates=1000, metrics=True,
         api_name="/discovery_discover")
     assert Image.open(grid).size[0] > 0 and "3** of" in text
     written = json.loads(next(open(f).read() for f in files if str(f).endswith("discovery.json")))
     assert written["accepted"] == 3 and written["metrics"]["copies"]["n"] == 3
-    grid, pairs, table, plot, text, files = client.predict(**common, train_steps=2, lr=1e-4, batch_size=4, count=2,
+    grid, pairs, table, plot, text, files = client.predict(**common, train_steps=2, lr=1e-4, train_batch=4, count=2,
                                                            metrics=False, save=True,
                                                            api_name="/discovery_finetune")
     assert "Fine-tuned a copy for 2 steps" in text and "model" in text

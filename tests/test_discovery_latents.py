@@ -9,8 +9,13 @@ import torch
 
 from lab.diffusion import latents as geo
 from lab.errors import LabError
-from lab.metrics.diversity import (copy_fraction, copy_report, mean_pairwise_distance, nearest_neighbour_distances,
-                                   pixels)
+from lab.metrics.diversity import (
+    copy_fraction,
+    copy_report,
+    mean_pairwise_distance,
+    nearest_neighbour_distances,
+    pixels,
+)
 
 
 def _gen(seed=0):
@@ -162,6 +167,17 @@ def test_thresholds_around_the_reference_set():
         geo.thresholds_around(refs, norm_tolerance=-0.1)
     with pytest.raises(LabError, match="at least 3"):
         geo.reference_geometry(refs[:2])
+
+
+def test_search_keeps_only_proposals_that_pass_and_stops_at_the_budget():
+    refs = torch.randn(12, 1, 6, 6, generator=_gen(3), dtype=torch.float64)
+    t, _ = geo.thresholds_around(refs, norm_tolerance=0.05, origin_tolerance=5.0, pair_tolerance=5.0)
+    found = geo.search(refs, 10, "slerp", t, _gen(4))
+    assert len(found.latents) == len(found.provenance) == 10 and found.proposed >= 256
+    assert geo.geometric_filter(found.latents, refs, t)[0].all()
+    assert len(found.shown["accepted"]) >= 10 and found.shown["accepted"].shape[1] == len(geo.MEASURES)
+    none = geo.search(refs, 5, "slerp", geo.GeometryThresholds(norm=(0.0, 0.0)), _gen(4), max_candidates=300)
+    assert len(none.latents) == 0 and none.proposed == 300 and len(none.shown["rejected"]) == 300
 
 
 def test_diversity_nearest_neighbours_and_copies():

@@ -8,18 +8,28 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
-
 from conftest import needs_checkpoints, needs_mnist, needs_utkface
-from test_faceid import needs_face_api
+from PIL import Image
 from test_clip import _one_thread, tiny_clip  # noqa: F401 — shared fixtures
+from test_faceid import needs_face_api
+
 from lab.clip import load_clip
+from lab.data.images import check_image
+from lab.diffusion.cache import invert_cached
 from lab.diffusion.samplers import ddim_invert, ddim_sample, ddim_timesteps
 from lab.errors import LabError
-from lab.experiments.edit import EditConfig, check_image, edit_with_saved, run_edit, save_tuned
+from lab.experiments.edit.config import EditConfig
+from lab.experiments.edit.run import run_edit
+from lab.experiments.edit.saved import edit_with_saved, save_tuned
 from lab.models.store import load_diffusion
-from lab.train.diffusionclip import (DiffusionClipLoss, FinetuneSettings, directional_cosine, finetune, generate,
-                                     invert_cached, structure_map)
+from lab.train.diffusionclip import (
+    DiffusionClipLoss,
+    FinetuneSettings,
+    directional_cosine,
+    finetune,
+    generate,
+    structure_map,
+)
 
 
 class StubClip(torch.nn.Module):
@@ -151,7 +161,7 @@ def test_inverted_latents_are_cached_per_model_data_t0_and_steps(tiny_ddpm, tmp_
     assert not invert_cached(model.unet, model.scheduler, x, 200, 10, cache_dir=tmp_path)[1]   # other t0
     assert not invert_cached(model.unet, model.scheduler, x, 300, 12, cache_dir=tmp_path)[1]   # other steps
     assert not invert_cached(model.unet, model.scheduler, -x, 300, 10, cache_dir=tmp_path)[1]  # other data
-    assert len(list((tmp_path / "diffusionclip").glob("*.safetensors"))) == 4
+    assert len(list((tmp_path / "latents").glob("*.safetensors"))) == 4
 
 
 def _config(tiny_ddpm, tiny_clip, **kw) -> EditConfig:
@@ -221,14 +231,15 @@ def _plant(folder: Path) -> bool:
 
 # --- the tab through gradio_client --------------------------------------------------------------
 
-RUN = dict(files=None, fit=False, pretrained="", source="a digit", target="a sketch of a digit", data="mnist",
-           n_train=2, t0=300, n_inv=4, n_train_step=2, n_test=4, lam_clip=1.0, lam_l1=0.1, lam_id=0.0,
-           iterations=1, lr=1e-3, batch=2, variant="full", edit_n=2, save_as="", seed=0)
+RUN = dict(files=None, fit=False, clip_pretrained="", source="a digit", target="a sketch of a digit", data="mnist",
+           n_train=2, t0=300, n_inv_step=4, n_train_step=2, n_test_step=4, lambda_clip=1.0, lambda_l1=0.1,
+           lambda_id=0.0, iterations=1, lr=1e-3, batch_size=2, variant="full", edit_n=2, save_as="", seed=0)
 
 
 @pytest.fixture(scope="module")
 def client(tiny_clip, request):
     from conftest import serve_tab
+
     from lab.ui import edit
 
     return serve_tab(edit.build, request)
@@ -252,10 +263,10 @@ def test_tab_edits_and_answers_bad_inputs_with_messages(client, tiny_ddpm, tiny_
     with pytest.raises(Exception, match="64×64 px, but the model takes 28×28"):
         client.predict(model=str(tiny_ddpm), clip=str(tiny_clip), **{**RUN, "files": [handle_file(str(big))]},
                        api_name="/edit_run")
-    note = client.predict(clip=str(tiny_clip), pretrained="", source="a digit", target="a watercolor digit",
+    note = client.predict(clip=str(tiny_clip), clip_pretrained="", source="a digit", target="a watercolor digit",
                           api_name="/edit_check")
     assert "watercolor" in note
-    vocab = client.predict(clip=str(tiny_clip), pretrained="", api_name="/edit_vocabulary")
+    vocab = client.predict(clip=str(tiny_clip), clip_pretrained="", api_name="/edit_vocabulary")
     assert "sketch" in vocab and "knows only" in vocab
 
 
@@ -330,7 +341,7 @@ def test_tab_suits_a_face_backbone_and_keeps_identity_with_face_api(client, tiny
     data, source, target = client.predict(model=str(tiny_face_ddpm), api_name="/edit_backbone")
     assert (data, source, target) == ("utkface", "a photo of a face", "a pencil sketch of a face")
     grid, _, info, _ = client.predict(model=str(tiny_face_ddpm), clip=str(tiny_clip),
-                                      **{**RUN, "data": data, "source": source, "target": target, "lam_id": 0.5},
+                                      **{**RUN, "data": data, "source": source, "target": target, "lambda_id": 0.5},
                                       api_name="/edit_run")
     assert Image.open(grid).mode == "RGB" and "same person (face-api descriptor distance < 0.6)" in info
     with pytest.raises(Exception, match="reads grey digits; this model is RGB"):

@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 import torch
-
 from conftest import needs_utkface
+
 from lab.data import load_dataset
 from lab.errors import LabError
 from lab.models.faceid import MANIFEST, SAME_PERSON, face_api_folder, load_face_api

@@ -145,6 +145,7 @@ def test_open_run_finds_images_figures_and_files():
 @pytest.fixture(scope="module")
 def client(request):
     from conftest import serve_tab
+
     from lab.ui import history
 
     return serve_tab(history.build, request)

@@ -3,11 +3,11 @@ import math
 
 import pytest
 import torch
-
 from conftest import needs_mnist
+
+from lab.errors import LabError
 from lab.metrics.classify import class_entropy, confident_fraction
 from lab.metrics.fid import fid_kid
-from lab.errors import LabError
 
 
 def test_confident_fraction_and_entropy_closed_forms():

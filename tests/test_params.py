@@ -142,3 +142,41 @@ def test_a_typed_path_gets_the_same_answer_whether_or_not_it_exists(existing, mi
 
     assert answer(check_model_source, existing) == answer(check_model_source, missing)
     assert answer(clip_in, existing) == answer(clip_in, missing)
+
+
+def _documented_commands(text: str) -> list[str]:
+    """The ``python -m lab`` commands of a Markdown text's fenced code blocks (continuations joined, ``&&``
+    chains split, comments dropped)."""
+    import re
+
+    out = []
+    for block in re.findall(r"```(?:bash|sh)?\n(.*?)```", text, flags=re.S):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        for line in joined.splitlines():
+            for part in line.split("&&"):
+                part = part.strip()
+                if part.startswith("python -m lab "):
+                    out.append(part[len("python -m lab "):])
+    return out
+
+
+def test_every_documented_command_line_parses():
+    """The commands in README.md, docs/RESULTS.md and the model cards still parse with today's CLI."""
+    import shlex
+    from pathlib import Path
+
+    from lab.cli import build_parser
+
+    root = Path(__file__).resolve().parent.parent
+    parser = build_parser()
+    lines = [(doc.name, line) for doc in [root / "README.md", root / "docs" / "RESULTS.md",
+                                          *sorted((root / "checkpoints").glob("*/README.md"))]
+             for line in _documented_commands(doc.read_text())]
+    assert len(lines) > 20
+    bad = []
+    for doc, line in lines:
+        try:
+            parser.parse_args(shlex.split(line, comments=True))
+        except SystemExit:
+            bad.append(f"{doc}: {line}")
+    assert not bad, "\n".join(bad)

@@ -5,14 +5,17 @@ import json
 
 import pytest
 import torch
-from PIL import Image
-
 from conftest import ROOT, needs_checkpoints, needs_mnist
+from PIL import Image
 from test_clip import _one_thread  # noqa: F401 — autouse: one thread per test
+
 from lab.data.imageset import ImageSet
 from lab.errors import LabError
-from lab.experiments.ssda import SSDAConfig, check_label_spaces, load_result, run_ssda
-from lab.experiments.translate import translate
+from lab.experiments.ssda.config import SSDAConfig
+from lab.experiments.ssda.data import check_label_spaces
+from lab.experiments.ssda.result import load_result
+from lab.experiments.ssda.run import run_ssda
+from lab.experiments.ssda.translate import translate
 from lab.train.cnn import CNNTrainConfig, make_cnn, train_cnn
 
 
@@ -150,7 +153,7 @@ def test_experiment_records_every_condition_and_reopens(editor_dir, monkeypatch,
 @needs_mnist
 def test_validation_uses_labelled_target_training_images_never_the_test_set():
     from lab.data import load_dataset
-    from lab.experiments.ssda import load_task_data
+    from lab.experiments.ssda.data import load_task_data
 
     config = SSDAConfig(n_labelled=20, n_test=50, eval_on="validation").resolved()
     data = load_task_data(config, channels=1)
@@ -186,6 +189,7 @@ def test_folder_target_with_matching_classes_runs_without_oracle(editor_dir, tmp
 @pytest.fixture(scope="module")
 def client(request):
     from conftest import serve_tab
+
     from lab.ui import ssda
 
     return serve_tab(ssda.build, request)
@@ -243,8 +247,8 @@ def test_editor_selection_keeps_the_best_validation_seed_and_says_so(editor_dir,
     """``select_editor``: one candidate per seed, scored on validation; the best is kept, every score is in the card."""
     import shutil
 
-    from lab.experiments import ssda_editor
-    from lab.experiments.ssda import SSDAResult
+    from lab.experiments.ssda import editor as ssda_editor
+    from lab.experiments.ssda.result import SSDAResult
 
     scores = {0: 0.30, 1: 0.08, 2: 0.52}
     seen = []

@@ -4,12 +4,12 @@ import shutil
 
 import pytest
 import torch
+from conftest import needs_mnist
 from diffusers import DDPMPipeline
 
-from conftest import needs_mnist
 from lab.errors import Cancelled, LabError
 from lab.models.store import load_classifier, load_diffusion
-from lab.train.loop import TrainConfig
+from lab.train.config import TrainConfig
 from lab.train.recipes import train_classifier, train_diffusion
 
 

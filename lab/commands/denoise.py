@@ -7,17 +7,19 @@
 from __future__ import annotations
 
 from lab.commands.registry import command, threads_arg
-from lab.experiments.denoise.config import DenoiseConfig, QualityConfig, SweepConfig
+from lab.experiments.denoise.config import DenoiseConfig, QualityConfig, SweepConfig, TSweepConfig
 
 
 def _sampler(args) -> dict:
-    """The sampler that suits the model when none was given: annealed Langevin for a score model."""
+    """The sampler that suits the model when none was given: for a score model predictor–corrector when it was
+    trained on the continuous VE SDE, else annealed Langevin."""
     if hasattr(args, "sampler"):
         return {}
+    from lab.experiments.denoise.sample import default_sampler
     from lab.models.store import load_diffusion
 
-    model = getattr(args, "model", DenoiseConfig.model)
-    return {"sampler": "langevin"} if load_diffusion(model).kind == "score" else {}
+    model = load_diffusion(getattr(args, "model", DenoiseConfig.model))
+    return {} if model.kind == "ddpm" else {"sampler": default_sampler(model)}
 
 
 def _sample_args(p) -> None:
@@ -79,3 +81,29 @@ def _evaluate(args, progress) -> dict:
         if isinstance(where, Path):  # a face model has no class measures: the card lists what was measured
             update_metrics(where, {k: v for k, v in metrics.items() if v is not None})
     return {"run": str(run.dir), **metrics}
+
+
+def _t_sweep_args(p) -> None:
+    from pathlib import Path
+
+    TSweepConfig.add_arguments(p)
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for the models, one per T (default: under LAB_CACHE_DIR/t-sweep; resumable)")
+    threads_arg(p)
+
+
+@command("t-sweep", "the seed's training-T sweep: one DDPM per T (10, 100, 1000), same steps; FID and grids per T",
+         _t_sweep_args)
+def _t_sweep(args, progress) -> dict:
+    from lab.config import get_settings
+    from lab.diffusion.cache import content_key
+    from lab.experiments.denoise.tsweep import run_t_sweep, sweep_grid
+    from lab.runs import recorded
+
+    config = TSweepConfig.from_args(args).validate()
+    folder = args.out or get_settings().cache_dir / "t-sweep" / content_key(config.__dict__)
+    with recorded("denoise-t-sweep", config.__dict__, command=config.to_command()) as run:
+        result = run_t_sweep(config, folder, progress=progress)
+        result.save(run)
+        sweep_grid(result).save(run.add("t_sweep.png"))
+    return {"run": str(run.dir), "rows": result.rows, "grids": str(run.path("t_sweep.png"))}

@@ -64,10 +64,26 @@ def init_from_option(p: argparse.ArgumentParser) -> None:
                         "kinds: warm-start from an unconditional DDPM (matching weights copied, new layers at zero)")
 
 
+def fid_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fid-every", type=int, default=0,
+                   help="FID (lab classifier features) every this many steps and at the end, into training.json")
+    p.add_argument("--fid-n", type=int, default=500, help="samples (and real test images) for each FID")
+
+
+def ddpm_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--timesteps", type=int, default=1000,
+                   help="T, the number of diffusion steps (the seed's sweep: 10, 100, 1000)")
+
+
 def score_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sigma-max", type=float, default=2.0, help="largest noise level")
-    p.add_argument("--sigma-min", type=float, default=0.02, help="smallest noise level")
-    p.add_argument("--levels", type=int, default=10, help="number of noise levels")
+    auto = lambda text: None if text == "auto" else float(text)  # noqa: E731
+    p.add_argument("--sigma-max", type=auto, default=None,
+                   help="largest noise level (default auto: the largest distance between two training images)")
+    p.add_argument("--sigma-min", type=float, default=0.01, help="smallest noise level (default 0.01)")
+    p.add_argument("--levels", type=lambda t: None if t == "auto" else int(t), default=None,
+                   help="geometric noise levels (default auto: NCSNv2's overlap rule for the image dimension)")
+    p.add_argument("--discrete", action="store_true",
+                   help="train on the fixed levels only (NCSN) instead of the continuous VE SDE")
 
 
 def conditioning_options(p: argparse.ArgumentParser) -> None:
@@ -93,21 +109,23 @@ def clip_options(p: argparse.ArgumentParser) -> None:
 
 # --- the kinds -------------------------------------------------------------------------------------------------
 
-@kind("ddpm", "a DDPM (ε-prediction, T = 1000)", options=(init_from_option,))
+@kind("ddpm", "a DDPM (ε-prediction, T = 1000)", options=(init_from_option, ddpm_options, fid_options))
 def _ddpm(args, config, progress) -> Path:
     from lab.train.recipes import train_diffusion
 
     return train_diffusion("ddpm", args.out, **data_kwargs(args), config=config, resume=not args.no_resume,
-                           command=command_line(), progress=progress, init_from=args.init_from)
+                           command=command_line(), progress=progress, init_from=args.init_from,
+                           timesteps=args.timesteps, fid_every=args.fid_every, fid_n=args.fid_n)
 
 
-@kind("score", "a score model (denoising score matching over geometric σ; annealed Langevin)",
-      options=(score_options,))
+@kind("score", "a score model (VE-SDE denoising score matching; predictor–corrector or annealed Langevin)",
+      options=(score_options, fid_options))
 def _score(args, config, progress) -> Path:
     from lab.train.recipes import train_diffusion
 
     return train_diffusion("score", args.out, **data_kwargs(args), config=config, sigma_max=args.sigma_max,
-                           sigma_min=args.sigma_min, levels=args.levels, resume=not args.no_resume,
+                           sigma_min=args.sigma_min, levels=args.levels, continuous=not args.discrete,
+                           fid_every=args.fid_every, fid_n=args.fid_n, resume=not args.no_resume,
                            command=command_line(), progress=progress)
 
 
@@ -161,6 +179,21 @@ def _judge(args, config, progress) -> Path:
 
     return train_judge(args.out, **data_kwargs(args), condition_on=args.condition_on, config=config,
                        resume=not args.no_resume, command=command_line(), progress=progress)
+
+
+def gan_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--latent-dim", type=int, default=64, help="size of the generator's input z")
+    p.add_argument("--width", type=int, default=32, help="the generator's last hidden width (D has twice it)")
+
+
+@kind("gan", "the DCGAN baseline (generator + discriminator, non-saturating loss)",
+      dict(steps=5000, lr=2e-4, warmup=0, ema_decay=None), (gan_options, fid_options))
+def _gan(args, config, progress) -> Path:
+    from lab.train.gan import train_gan
+
+    return train_gan(args.out, **data_kwargs(args), config=config, latent_dim=args.latent_dim, width=args.width,
+                     resume=not args.no_resume, command=command_line(), progress=progress,
+                     fid_every=args.fid_every, fid_n=args.fid_n)
 
 
 def _limits(text: str) -> dict[str, int]:

@@ -275,13 +275,13 @@ def load_utkface(split: str, size: int = 64, target: str | None = None, **_) -> 
     if not files:
         raise _missing(f"UTKFace ({split})", folder, "No labelled <age>_<gender>_<race>_*.jpg files were found.")
     attrs = torch.tensor(meta, dtype=torch.long)
-    images = _cached(f"utkface-{split}-{size}-{len(files)}", lambda: _read_images(files, size, 3))
+    images = cached_images(f"utkface-{split}-{size}-{len(files)}", lambda: _read_images(files, size, 3))
     column = list(UTK_TARGETS).index(target)
     return ImageSet("utkface", images, attrs[:, column].clone(), UTK_TARGETS[target],
                     attributes=attrs, attribute_names=list(UTK_TARGETS))
 
 
-def _cached(key: str, build) -> torch.Tensor:
+def cached_images(key: str, build) -> torch.Tensor:
     """Decoded and resized image tensors, kept in the cache folder so a second load is instant."""
     path = get_settings().cache_dir / "datasets" / f"{key}.pt"
     if path.exists():

@@ -14,18 +14,9 @@ from __future__ import annotations
 
 import torch
 
+from lab.diffusion.scale import check_scale
 from lab.errors import LabError
-from lab.models.conditional import LabelSpec, per_sample_t
-
-
-def check_scale(scale: float, name: str = "guidance scale") -> float:
-    try:
-        scale = float(scale)
-    except (TypeError, ValueError):
-        raise LabError(f"The {name} must be a number, not {scale!r}.") from None
-    if scale != scale or scale < 0:
-        raise LabError(f"The {name} must be 0 or more (0 = no guidance), not {scale}.")
-    return scale
+from lab.models.labels import LabelSpec, per_sample_t
 
 
 def _output(out) -> torch.Tensor:

@@ -12,17 +12,18 @@ Proposals (new latents from an inverted set R = {r_1 … r_M}):
   * ``mix(R, w)``       a convex combination Σ w_m r_m rescaled to the weighted norm Σ w_m ‖r_m‖;
   * ``gaussian_fit``    N(μ, σ² I) with μ the mean latent and σ² the variance of all entries of R.
 The geometric filter keeps a proposal z when ‖z‖, its mean angle at the origin to R and its mean
-angle between pairs of R lie inside given ranges.
+angle between pairs of R lie inside given ranges; ``search`` proposes in batches until enough pass.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from lab.errors import LabError
+from lab.progress import ProgressFn
 
 MAX_PAIR_REFERENCES = 256  # above this, pair angles use a seeded subset (the cost is M² per latent)
 MEASURES = ("norm", "origin_angle", "pair_angle")
@@ -303,3 +304,42 @@ def passes(measures: dict[str, torch.Tensor], thresholds: GeometryThresholds, n:
             raise LabError(f"The measure {name} was not computed.")
         accepted &= (measures[name] >= lo) & (measures[name] <= hi)
     return accepted
+
+
+# --- the search: propose, filter, repeat ---------------------------------------------------------
+
+@dataclass
+class Search:
+    latents: torch.Tensor            # the accepted proposals, in the order found
+    provenance: list[str]            # how each was made
+    proposed: int                    # proposals drawn in all
+    shown: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
+    # "accepted" / "rejected": the measures (columns ``MEASURES``) of up to ``shown_per_batch`` of each batch
+
+
+def search(references: torch.Tensor, count: int, method: str, thresholds: GeometryThresholds,
+           generator: torch.Generator, max_candidates: int = 20_000, t_margin: float = 0.2, mix_count: int = 3,
+           shown_per_batch: int = 1000, progress: ProgressFn | None = None) -> Search:
+    """Up to ``count`` proposals (``propose``) that pass the geometric filter, drawn in batches of
+    max(4 × still needed, 256) until ``count`` passed or ``max_candidates`` were proposed."""
+    kept, provenance, proposed, have = [], [], 0, 0
+    shown: dict[str, list] = {"accepted": [], "rejected": []}
+    while have < count and proposed < max_candidates:
+        need = count - have
+        batch = min(max(4 * need, 256), max_candidates - proposed)
+        z, names = propose(references, batch, method, generator, t_margin=t_margin, mix_count=mix_count)
+        measures = geometry(z, references)
+        ok = passes(measures, thresholds)
+        proposed += batch
+        idx = ok.nonzero().squeeze(1)[:need]
+        kept.append(z[idx])
+        provenance += [names[i] for i in idx.tolist()]
+        have += len(idx)
+        for key, mask in (("accepted", ok), ("rejected", ~ok)):
+            shown[key].append(torch.stack([measures[m][mask] for m in MEASURES], 1)[:shown_per_batch])
+        if progress is not None:
+            progress(have, count, f"Geometric filter ({proposed} proposed)")
+    empty = references.new_zeros((0, *references.shape[1:]))
+    return Search(torch.cat(kept) if kept else empty, provenance, proposed,
+                  {k: torch.cat(v) if v else torch.zeros(0, len(MEASURES), dtype=torch.float64)
+                   for k, v in shown.items()})

@@ -148,7 +148,8 @@ def ddim_generate(model, latents: torch.Tensor, scheduler, num_steps: int, t0: i
     """x_{t0} → x_0 by deterministic DDIM (η = 0) in batches on the model's device; [-1, 1] images on the CPU.
     From a latent (``t0``) without x̂0 clipping, mirroring ``ddim_invert``; from noise (``t0`` None, the whole
     chain) with the scheduler's own clipping, as a model is usually sampled."""
-    device = next(model.parameters()).device if hasattr(model, "parameters") else latents.device
+    first = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    device = first.device if first is not None else latents.device
     batches = -(-len(latents) // batch_size)
     out = [ddim_sample(model, latents[b * batch_size:(b + 1) * batch_size].to(device).float(), scheduler, num_steps,
                        eta=0.0, t0=t0, snapshots=1, progress=part(progress, b, batches, "DDIM generation")).samples.cpu()
@@ -190,3 +191,40 @@ def annealed_langevin(model, x: torch.Tensor, sigmas: torch.Tensor, steps_per_le
         if progress is not None:
             progress(total, total, "Annealed Langevin")
     return record.result(x)
+
+
+@torch.no_grad()
+def pc_sample(model, x: torch.Tensor, scheduler, num_steps: int = 500, corrector_steps: int = 1,
+              snr: float | None = None, generator: torch.Generator | None = None, snapshots: int = 10,
+              progress: ProgressFn | None = None) -> Trajectory:
+    """Predictor–corrector sampling of a variance-exploding score model (Song et al. 2021, Alg. 2), with diffusers'
+    ``ScoreSdeVeScheduler``: at each of ``num_steps`` noise levels from σ_max down, ``corrector_steps`` Langevin
+    corrections (step size from the signal-to-noise ratio ``snr``), then one reverse-diffusion predictor step; the
+    last predictor returns its noise-free mean. ``num_steps × (1 + corrector_steps)`` network calls."""
+    from diffusers import ScoreSdeVeScheduler
+
+    if not 1 <= num_steps <= 100_000:
+        raise LabError(f"Predictor–corrector steps must be between 1 and 100000, not {num_steps}.")
+    if not 0 <= corrector_steps <= 100:
+        raise LabError(f"Corrector steps per level must be between 0 and 100, not {corrector_steps}.")
+    sde = ScoreSdeVeScheduler.from_config(scheduler.config, **({"snr": snr} if snr is not None else {}))
+    sde.set_timesteps(num_steps)
+    sde.set_sigmas(num_steps)
+    total = num_steps * (1 + corrector_steps)
+    record = _Recorder(total, snapshots)
+    record(0, x, f"sigma={float(sde.sigmas[0]):.3g}")
+    done, mean = 0, x
+    for i, t in enumerate(sde.timesteps):
+        sigma = float(sde.sigmas[i])
+        for _ in range(corrector_steps):
+            x = sde.step_correct(predict(model, x, sigma), x, generator=generator).prev_sample
+            done += 1
+            record(done, x, f"sigma={sigma:.3g}")
+        out = sde.step_pred(predict(model, x, sigma), t, x, generator=generator)
+        x, mean = out.prev_sample, out.prev_sample_mean
+        done += 1
+        record(done, mean if i == num_steps - 1 else x, f"sigma={sigma:.3g}" if i < num_steps - 1 else "x0")
+        if progress is not None:
+            progress(done, total, "Predictor-corrector")
+    return record.result(mean)
+

@@ -5,6 +5,9 @@ import statistics
 
 # the feature networks FID/KID can use (lab.metrics.fid): the lab's digit classifier, Inception, face-api
 FEATURE_NETWORKS = ("classifier", "inception", "face-api")
+# the lab classifier that judges each domain and gives its "FID (classifier features)"; faces have none
+DOMAIN_CLASSIFIERS = {"mnist": "classifier-mnist", "usps": "classifier-mnist", "digits": "classifier-mnist",
+                      "fashion": "classifier-fashion"}
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

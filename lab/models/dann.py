@@ -10,7 +10,8 @@ Placements of the GRL (the seed's three, plus two inside a ResNet):
 - ``layer2`` / ``layer3`` — a ResNet's intermediate feature maps
 
 Backbones: ``lenet`` (LeNet-5 with BatchNorm, for digits on a CPU), ``resnet18`` and ``resnet50``
-(torchvision, ImageNet weights when they can be had, else trained from scratch).
+(torchvision, ImageNet weights when they can be had, else trained from scratch). Both lists are registered in
+``lab.models.dann_registry``.
 """
 from __future__ import annotations
 
@@ -24,20 +25,10 @@ from torch import nn
 
 from lab.config import get_settings
 from lab.errors import LabError
+from lab.models.dann_registry import BACKBONES, PLACEMENTS, WEIGHTS, check_placement
 
 log = logging.getLogger(__name__)
 
-PLACEMENTS = {
-    "none": "no GRL (source only)",
-    "stage1": "stage 1: backbone output",
-    "stage2": "stage 2: after the first dense layer of the label classifier",
-    "stage3": "stage 3: after the label classifier's output (logits)",
-    "layer2": "ResNet layer2 feature maps",
-    "layer3": "ResNet layer3 feature maps",
-}
-BACKBONES = {"lenet": "LeNet-5 + BatchNorm (fast on CPU)", "resnet18": "ResNet-18 (torchvision)",
-             "resnet50": "ResNet-50 (torchvision, the seed's)"}
-RESNET_WEIGHTS = {"resnet18": "ResNet18_Weights", "resnet50": "ResNet50_Weights"}
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -125,11 +116,11 @@ def imagenet_weights(arch: str, mode: str = "auto") -> Weights:
     mode: 'auto' (ImageNet when it can be had, else from scratch), 'imagenet' (an error when it
     cannot be had) or 'scratch'.
     """
-    if mode not in ("auto", "imagenet", "scratch"):
-        raise LabError(f"Unknown weights choice {mode!r}: use auto, imagenet or scratch.")
+    if mode not in WEIGHTS:
+        raise LabError(f"Unknown weights choice {mode!r}: use {', '.join(WEIGHTS)}.")
     if mode == "scratch":
         return Weights(None, False, "from scratch (random init; asked for)")
-    enum = getattr(torchvision.models, RESNET_WEIGHTS[arch]).DEFAULT
+    enum = getattr(torchvision.models, BACKBONES[arch].imagenet).DEFAULT
     cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(enum.url))
     if not os.path.exists(cached) and get_settings().offline:
         reason = "offline: ImageNet weights cannot be downloaded"
@@ -179,12 +170,12 @@ class DANNNet(nn.Module):
         self.register_buffer("std", (torch.tensor(stats[1][:in_channels]) * 2).view(1, -1, 1, 1))
 
     def tapped(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        taps = (self.placement,) if self.placement in ("layer2", "layer3") else ()
-        feature, maps = self.backbone((x - self.mean) / self.std, taps)
+        spot = PLACEMENTS[self.placement]
+        feature, maps = self.backbone((x - self.mean) / self.std, (spot.tap,) if spot.feature_map else ())
         hidden = self.fc1(feature)
         logits = self.fc2(hidden)
-        tap = {"none": None, "stage1": feature, "stage2": hidden, "stage3": logits}.get(self.placement)
-        return logits, feature, maps.get(self.placement, tap)
+        named = {"backbone": feature, "hidden": hidden, "logits": logits, **maps}
+        return logits, feature, None if spot.tap is None else named[spot.tap]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.tapped(x)[0]
@@ -229,16 +220,6 @@ class DomainDiscriminator(nn.Module):
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.reduce(f)).squeeze(1)
-
-
-def check_placement(placement: str, backbone: str) -> None:
-    if backbone not in BACKBONES:
-        raise LabError(f"Unknown backbone {backbone!r}: choose one of {', '.join(BACKBONES)}.")
-    if placement not in PLACEMENTS:
-        raise LabError(f"Unknown GRL placement {placement!r}: choose one of {', '.join(PLACEMENTS)}.")
-    if placement in ("layer2", "layer3") and not backbone.startswith("resnet"):
-        raise LabError(f"Placement {placement!r} taps a ResNet's feature maps: choose resnet18 or resnet50 "
-                       f"(the {backbone} backbone supports none, stage1, stage2, stage3).")
 
 
 def build_dann(backbone: str, placement: str, num_classes: int = 10, in_channels: int = 3, image_size: int = 32,

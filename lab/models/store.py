@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import platform
 import re
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,9 +17,9 @@ import torch
 from diffusers import DDPMScheduler, ScoreSdeVeScheduler, UNet2DModel
 
 from lab.config import get_settings
-
 from lab.device import resolve_device
 from lab.errors import LabError
+from lab.models.loaded import LoadedModel
 
 PIPELINES = {"ddpm": ("DDPMPipeline", "DDPMScheduler"), "score": ("ScoreSdeVePipeline", "ScoreSdeVeScheduler")}
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -28,32 +27,6 @@ HUB_PREFIX = "hf:"
 MAX_PATH_CHARS = 1024
 MODEL_FILES = ("a diffusers pipeline (model_index.json, unet/ and scheduler/), or a model folder (config.json "
                "and a .safetensors weights file, as the lab's trainers write them)")
-
-
-@dataclass
-class DiffusionModel:
-    unet: UNet2DModel
-    scheduler: DDPMScheduler | ScoreSdeVeScheduler
-    kind: str                       # "ddpm" (ε-prediction) or "score" (s(x, σ))
-    source: str                     # folder or hub id it came from
-    info: dict = field(default_factory=dict)  # training.json, when there is one
-
-    @property
-    def size(self) -> int:
-        return int(self.unet.config.sample_size if isinstance(self.unet.config.sample_size, int)
-                   else self.unet.config.sample_size[0])
-
-    @property
-    def channels(self) -> int:
-        return int(self.unet.config.in_channels)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.unet.parameters()).device
-
-    def to(self, device) -> "DiffusionModel":
-        self.unet.to(device)
-        return self
 
 
 def versions() -> dict[str, str]:
@@ -168,7 +141,7 @@ def read_info(folder: Path) -> dict:
         return {}
 
 
-def load_diffusion(name_or_path: str | Path, device: torch.device | str | None = None) -> DiffusionModel:
+def load_diffusion(name_or_path: str | Path, device: torch.device | str | None = None) -> LoadedModel:
     where = resolve_model_path(name_or_path)
     try:
         if isinstance(where, Path):
@@ -181,7 +154,7 @@ def load_diffusion(name_or_path: str | Path, device: torch.device | str | None =
         raise load_failure(where, f"{where} could not be loaded as a diffusion model ({type(err).__name__}: {err}). "
                            "The folder may be incomplete or corrupt: train it again or copy it anew.") from err
     info = read_info(where) if isinstance(where, Path) else {}
-    model = DiffusionModel(unet.eval(), scheduler, kind, str(where), info)
+    model = LoadedModel(unet.eval(), scheduler, kind, str(where), info)
     return model.to(resolve_device(device) if isinstance(device, str) else device) if device is not None else model
 
 
@@ -257,6 +230,7 @@ def update_metrics(folder: Path, metrics: dict) -> None:
 def model_card(name: str, info: dict) -> str:
     kind = info.get("kind", "model")
     tags = {"ddpm": ["diffusers", "ddpm", "unconditional-image-generation"],
+            "gan": ["dcgan", "gan", "unconditional-image-generation"],
             "score": ["diffusers", "score-matching", "ncsn", "unconditional-image-generation"]}.get(kind, [kind])
     data = info.get("data", {})
     train = info.get("train_config", {})
@@ -275,6 +249,12 @@ def model_card(name: str, info: dict) -> str:
              f"- final training loss: {info.get('final_loss', float('nan')):.4f}", "",
              f"- versions: {', '.join(f'{k} {v}' for k, v in info.get('versions', {}).items())}", "",
              "## Measured", ""]
+    curve = info.get("fid_curve")
+    if curve:
+        how = info.get("fid_curve_settings", {})
+        lines += [f"FID during training ({how.get('features', 'classifier features')}, n = {how.get('n', '?')}, "
+                  f"{how.get('sampler', '')}):", "", "| step | FID |", "| --- | --- |",
+                  *[f"| {c['step']} | {c['fid']:.2f} |" for c in curve], ""]
     metrics = info.get("metrics", {})
     if metrics:
         lines += ["| metric | value |", "| --- | --- |"]
@@ -297,6 +277,9 @@ def _usage(name: str, kind: str) -> list[str]:
     if kind == "score":
         return ["from lab.models.store import load_diffusion", f'model = load_diffusion("{name}")',
                 "# s(x, σ) = model.unet(x, σ).sample  (annealed Langevin: lab.diffusion.samplers)"]
+    if kind == "gan":
+        return ["from lab.models.gan import gan_samples, load_generator", f'g = load_generator("{name}")',
+                "images = gan_samples(g, 16)  # [-1, 1]"]
     return ["from lab.models.store import load_classifier", f'net = load_classifier("{name}")']
 
 

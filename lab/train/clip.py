@@ -23,7 +23,8 @@ from lab.data import load_dataset, resize, set_channels
 from lab.data.styles import STYLES, apply_style
 from lab.progress import ProgressFn
 from lab.seeding import seed_everything
-from lab.train.loop import TrainConfig, fit
+from lab.train.config import TrainConfig
+from lab.train.loop import fit
 
 log = logging.getLogger(__name__)
 IMAGE_SIZE = 32

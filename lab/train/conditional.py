@@ -23,12 +23,16 @@ from lab.data import ImageSet, load_dataset
 from lab.data.sources import CELEBA_SEED_ATTRIBUTES, UTK_TARGETS
 from lab.diffusion.schedules import make_ddpm_scheduler, q_sample
 from lab.errors import LabError
-from lab.models.conditional import (ConditionalUNet, LabelSpec, NoisyClassifier, save_model, unet_config_for,
-                                    unet_kwargs, warm_start)
+from lab.models.conditional import save_model
+from lab.models.conditional_unet import ConditionalUNet, NoisyClassifier, unet_config_for, unet_kwargs
+from lab.models.labels import LabelSpec
+from lab.models.warm_start import warm_start
 from lab.progress import ProgressFn
 from lab.seeding import seed_everything
-from lab.train.loop import TrainConfig, fit
+from lab.train.config import TrainConfig
+from lab.train.loop import fit
 from lab.train.losses import random_affine
+from lab.train.recipes import fit_info
 
 log = logging.getLogger(__name__)
 
@@ -165,12 +169,6 @@ def _base_unet(init_from: str | None, d: LabelledData):
     return unet_kwargs(base.unet), base
 
 
-def _fit_info(result, config, command, model) -> dict:
-    from lab.train.recipes import _fit_info as info
-
-    return info(result, config, command, model)
-
-
 def train_conditional(method: str, out: Path, data: str = "mnist", split: str = "train", size: int | None = None,
                       channels: int | None = None, limit: int | None = None, style: str = "plain",
                       path: str | None = None, condition_on: str | None = None, p_uncond: float = 0.0,
@@ -205,7 +203,7 @@ def train_conditional(method: str, out: Path, data: str = "mnist", split: str = 
             "data": _summary(d, split, style), "labels": {"kind": d.spec.kind, "names": list(d.spec.names)},
             "p_uncond": p_uncond if method != "auxclf" else None, "norm": norm if method == "condnorm" else None,
             "aux_weight": aux_weight if method == "auxclf" else None, "init_from": init_from, "warm_start": warm,
-            **_fit_info(result, config, command, model)}
+            **fit_info(result, config, command, model)}
     save_model(out, model, scheduler, info)
     log.info("saved %s", out)
     return out
@@ -259,7 +257,7 @@ def train_noisy_classifier(out: Path, data: str = "mnist", split: str = "train",
                            + (f", warm-started from the encoder of {init_from}" if init_from else "") + ".",
             "data": _summary(d, split, style), "labels": {"kind": d.spec.kind, "names": list(d.spec.names)},
             "init_from": init_from, "warm_start": warm, "metrics": metrics,
-            **_fit_info(result, config, command, net)}
+            **fit_info(result, config, command, net)}
     save_model(out, net, scheduler, info)
     return out
 
@@ -296,5 +294,5 @@ def train_judge(out: Path, data: str = "mnist", split: str = "train", size: int 
                                              f"({d.condition_on}).",
         "data": {**data_summary(d.images, split, style), "condition_on": d.condition_on, "classes": list(d.spec.names)},
         "labels": {"kind": d.spec.kind, "names": list(d.spec.names)}, "metrics": metrics,
-        **_fit_info(result, config, command, net)})
+        **fit_info(result, config, command, net)})
     return out

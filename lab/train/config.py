@@ -10,7 +10,7 @@ from lab.params import Params, param
 class TrainConfig(Params):
     steps: int = param(10_000, "optimiser steps", low=1, high=10_000_000, label="Training steps")
     batch_size: int = param(128, "batch size", low=1, high=65_536)
-    lr: float = param(1e-3, "peak learning rate (AdamW; warm-up, then cosine decay)", low=1e-9, high=0.999,
+    lr: float = param(1e-3, "peak learning rate (AdamW; warm-up, then cosine decay)", low=0, high=0.999,
                      label="The learning rate")
     weight_decay: float = param(0.0, "AdamW weight decay", low=0, high=1, cli=False)
     warmup: int = param(500, "learning-rate warm-up steps", low=0, high=1_000_000)
@@ -27,5 +27,9 @@ class TrainConfig(Params):
                                   "AVX512-BF16/AMX", flag="--bf16")
 
     def check(self) -> None:
+        if self.lr <= 0:
+            from lab.errors import LabError
+
+            raise LabError(f"The learning rate must be in (0, 1), not {self.lr}.")
         if self.ema_decay == 0:
             self.ema_decay = None

@@ -9,7 +9,8 @@ where ``tap`` is the tensor at the GRL's placement. The GRL makes the discrimina
 domain loss while everything before the tap maximises it, scaled by λ (Ganin et al., 2016).
 Learning rate μ_p = μ₀ / (1 + 10p)^0.75 and λ_p = λ_max (2 / (1 + exp(−10p)) − 1), p ∈ [0, 1] the
 training progress, as in the paper. ``fit`` of lab.train.loop trains one domain, so this file
-has its own loop; it reuses the lab's batching, seeding, AMP and progress conventions.
+has its own loop; it reuses the lab's batching, seeding, AMP and progress conventions. Its settings are
+declared in ``lab.train.dann_config``.
 """
 from __future__ import annotations
 
@@ -23,60 +24,13 @@ from torch import nn
 
 from lab.device import autocast_for, resolve_device
 from lab.errors import LabError
+from lab.metrics.classify import accuracy, as_model_input
 from lab.models.dann import DANNNet, GradientReversalLayer, build_dann
 from lab.progress import ProgressFn
 from lab.seeding import seed_everything
-from lab.metrics.classify import accuracy, as_model_input
-from lab.train.loop import _batch_index
+from lab.train.dann_config import DANNTrainConfig
+from lab.train.loop import batch_index
 from lab.train.losses import random_affine
-
-OPTIMIZERS = ("sgd", "adam")
-LR_SCHEDULES = ("annealed", "constant")
-LAMBDA_SCHEDULES = ("dann", "constant")
-
-
-@dataclass
-class DANNTrainConfig:
-    epochs: int = 10
-    steps_per_epoch: int = 300
-    batch_size: int = 64               # per domain: each step sees 2 × batch_size images
-    optimizer: str = "sgd"             # sgd (momentum 0.9, the paper's) | adam
-    lr: float = 0.01                   # μ₀
-    lr_schedule: str = "annealed"      # annealed: μ₀/(1+10p)^0.75 | constant
-    weight_decay: float = 5e-4
-    lambda_schedule: str = "dann"      # dann: λ_max (2/(1+exp(−10p)) − 1) | constant: λ_max throughout
-    lambda_max: float = 1.0
-    augment: bool = True               # small random affine warps of source images
-    augment_scale: float = 0.15        # ± relative scale of those warps
-    flip: bool = False                 # random horizontal flips too (objects, not digits)
-    source_only_sees_target: bool = False  # 'none' also forwards the target batch (BatchNorm sees both)
-    eval_limit: int | None = 2000      # per-epoch evaluation on this many test images per domain
-    feature_points: int = 1000         # backbone features kept per domain (t-SNE, proxy A-distance)
-    seed: int = 0
-    device: str = "auto"
-
-    def validate(self) -> None:
-        for name in ("epochs", "steps_per_epoch", "batch_size"):
-            if getattr(self, name) < 1:
-                raise LabError(f"{name.replace('_', ' ').capitalize()} must be at least 1, not {getattr(self, name)}.")
-        if self.batch_size < 2:
-            raise LabError("The batch size must be at least 2 (BatchNorm needs two images per domain).")
-        if self.optimizer not in OPTIMIZERS:
-            raise LabError(f"Unknown optimizer {self.optimizer!r}: choose {' or '.join(OPTIMIZERS)}.")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise LabError(f"Unknown learning-rate schedule {self.lr_schedule!r}: choose {' or '.join(LR_SCHEDULES)}.")
-        if self.lambda_schedule not in LAMBDA_SCHEDULES:
-            raise LabError(f"Unknown λ schedule {self.lambda_schedule!r}: choose {' or '.join(LAMBDA_SCHEDULES)}.")
-        if not 0 < self.lr < 1:
-            raise LabError(f"The learning rate must be in (0, 1), not {self.lr}.")
-        if not 0 <= self.lambda_max <= 10:
-            raise LabError(f"λ must be between 0 and 10, not {self.lambda_max}.")
-        if not 0 <= self.augment_scale < 0.5:
-            raise LabError(f"The augmentation scale must be in [0, 0.5), not {self.augment_scale}.")
-
-    @property
-    def total_steps(self) -> int:
-        return self.epochs * self.steps_per_epoch
 
 
 def dann_lambda(p: float, lambda_max: float = 1.0, schedule: str = "dann", gamma: float = 10.0) -> float:
@@ -237,8 +191,8 @@ def train_dann(data: DomainPair, placement: str, backbone: str = "lenet", config
     objective = DANNObjective(adversary, sees_target=config.source_only_sees_target)
     opt = _optimizer(net, disc, config)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
-    eval_s = _subset(data.source_test_x, data.source_test_y, config.eval_limit)
-    eval_t = _subset(data.target_test_x, data.target_test_y, config.eval_limit)
+    eval_s = _subset(data.source_test_x, data.source_test_y, config.eval_limit or None)  # 0: all
+    eval_t = _subset(data.target_test_x, data.target_test_y, config.eval_limit or None)
     total, history = config.total_steps, []
     start = time.perf_counter()
     sums = {"cls": 0.0, "domain": 0.0, "domain_acc": 0.0}
@@ -248,8 +202,8 @@ def train_dann(data: DomainPair, placement: str, backbone: str = "lenet", config
         objective.set_lambda(lam)
         for group in opt.param_groups:
             group["lr"] = lr * group["lr_mult"]
-        i_s = _batch_index(len(data.source_x), config.batch_size, step, config.seed)
-        i_t = _batch_index(len(data.target_x), config.batch_size, step, config.seed + 500_009)
+        i_s = batch_index(len(data.source_x), config.batch_size, step, config.seed)
+        i_t = batch_index(len(data.target_x), config.batch_size, step, config.seed + 500_009)
         gen = torch.Generator(device).manual_seed(config.seed * 1_000_003 + step)
         x_s = _augment(as_model_input(data.source_x[i_s], device), gen, config)
         x_t = as_model_input(data.target_x[i_t], device)

@@ -12,31 +12,22 @@ Two fine-tuning variants, as the reference ``clip_finetune`` / ``clip_finetune_e
   * ``eff``  (memory saving): one step at a time — at every step the loss is taken on that step's
     prediction of x_0 and the optimiser steps; x_t is detached before the next step.
 
-Inverted latents of the training images are cached on disk (``invert_cached``), keyed by the model's
-weights, the images, t0 and n_inv_step.
+The inverted latents come from ``lab.diffusion.cache.invert_cached``; editing with the fine-tuned UNet is
+``lab.diffusion.editing``.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-import hashlib
-import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torchvision.transforms.v2 import functional as TF
 
-from lab.config import get_settings
 from lab.data.styles import sobel_magnitude
-from lab.diffusion.samplers import ddim_chain, ddim_invert, predict
+from lab.diffusion.samplers import ddim_chain, predict
 from lab.errors import LabError
 from lab.progress import ProgressFn
-
-log = logging.getLogger(__name__)
-
 
 # --- the loss --------------------------------------------------------------------------------
 
@@ -154,58 +145,14 @@ def ddim_step(unet, ddim, x: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tenso
     return out.prev_sample, out.pred_original_sample
 
 
-def generate(unet, scheduler, latents: torch.Tensor, num_steps: int, t0: int, grad: bool = False,
-             progress: ProgressFn | None = None) -> torch.Tensor:
-    """x_{t0} → x_0 by deterministic DDIM (as ``ddim_sample(t0=)``); with ``grad`` the graph through every
-    step is kept."""
+def generate(unet, scheduler, latents: torch.Tensor, num_steps: int, t0: int) -> torch.Tensor:
+    """x_{t0} → x_0 by deterministic DDIM (the chain of ``ddim_sample(t0=)``), differentiable: under grad mode the
+    graph through every step is kept (the ``full`` variant's loss). Inference uses ``lab.diffusion.editing``."""
     ddim, timesteps = ddim_chain(scheduler, num_steps, t0, clip=False)
     x = latents
-    with torch.set_grad_enabled(grad):
-        for i, t in enumerate(timesteps):
-            x, _ = ddim_step(unet, ddim, x, t)
-            if progress is not None:
-                progress(i + 1, len(timesteps), "DDIM generation")
+    for t in timesteps:
+        x, _ = ddim_step(unet, ddim, x, t)
     return x
-
-
-# --- inverted latents, cached ------------------------------------------------------------------
-
-def unet_fingerprint(unet) -> str:
-    h = hashlib.sha1()
-    h.update(repr(sorted(dict(unet.config).items())).encode())
-    for p in list(unet.parameters())[:: max(1, len(list(unet.parameters())) // 16)]:
-        h.update(p.detach().float().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def cache_key(unet, images: torch.Tensor, t0: int, n_inv_step: int) -> str:
-    data = hashlib.sha1(images.detach().float().cpu().numpy().tobytes()).hexdigest()[:16]
-    return f"{unet_fingerprint(unet)}-{data}-t{t0}-n{n_inv_step}"
-
-
-def invert_cached(unet, scheduler, images: torch.Tensor, t0: int, n_inv_step: int, batch_size: int = 64,
-                  cache_dir: Path | None = None, progress: ProgressFn | None = None) -> tuple[torch.Tensor, bool]:
-    """(x_{t0} of every image, whether it came from the cache). Keyed by (model weights, images, t0,
-    n_inv_step); stored as safetensors under ``LAB_CACHE_DIR/diffusionclip``."""
-    folder = (cache_dir or get_settings().cache_dir) / "diffusionclip"
-    path = folder / f"{cache_key(unet, images, t0, n_inv_step)}.safetensors"
-    device = next(unet.parameters()).device
-    if path.exists():
-        try:
-            return load_file(path)["latents"].to(device), True
-        except Exception as err:  # noqa: BLE001 — a truncated file: compute again
-            log.warning("inverted-latent cache %s unreadable (%s); inverting again", path, err)
-    out = []
-    for i in range(0, len(images), batch_size):
-        out.append(ddim_invert(unet, images[i:i + batch_size].to(device), scheduler, n_inv_step, t0=t0))
-        if progress is not None:
-            progress(min(i + batch_size, len(images)), len(images), "DDIM inversion")
-    latents = torch.cat(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({"latents": latents.detach().contiguous().cpu()}, tmp)
-    tmp.replace(path)
-    return latents, False
 
 
 # --- fine-tuning -------------------------------------------------------------------------------
@@ -252,7 +199,7 @@ def finetune(unet, scheduler, images: torch.Tensor, latents: torch.Tensor, loss:
             idx = order[b:b + settings.batch_size]
             x0, x = images[idx].to(device), latents[idx].to(device)
             if settings.variant == "full":
-                edited = generate(tuned, scheduler, x, settings.n_train_step, settings.t0, grad=True)
+                edited = generate(tuned, scheduler, x, settings.n_train_step, settings.t0)
                 done = _optimise(opt, loss, x0, edited, history, it, done)
                 if on_step:
                     on_step(done, total, history[-1])
@@ -280,37 +227,3 @@ def _optimise(opt, loss, x0, edited, history, iteration, done) -> int:
     history.append({"step": done + 1, "iteration": iteration, **parts})
     return done + 1
 
-
-def precision_context(device: torch.device, precision: str):
-    """fp32 (nothing), or bf16 autocast (CPU and CUDA) for the batched editing path."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision != "bf16":
-        raise LabError(f"Unknown precision {precision!r}: use fp32 or bf16.")
-    return torch.autocast(device.type if device.type in ("cpu", "cuda") else "cpu", dtype=torch.bfloat16)
-
-
-@torch.inference_mode()
-def edit_batched(unet_orig, unet_tuned, scheduler, images: torch.Tensor, t0: int, n_inv_step: int,
-                 n_test_step: int, batch_size: int = 64, latents: torch.Tensor | None = None,
-                 progress: ProgressFn | None = None, precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
-    """Invert with the original model, generate with the fine-tuned one, ``batch_size`` images at a time
-    (optionally under bf16 autocast). Returns (edited images, latents)."""
-    device = next(unet_tuned.parameters()).device
-    with precision_context(device, precision):
-        return _edit_batched(unet_orig, unet_tuned, scheduler, images, t0, n_inv_step, n_test_step, batch_size,
-                             latents, progress, device)
-
-
-def _edit_batched(unet_orig, unet_tuned, scheduler, images, t0, n_inv_step, n_test_step, batch_size, latents,
-                  progress, device):
-    out, lats = [], []
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size].to(device)
-        z = latents[i:i + batch_size].to(device) if latents is not None else ddim_invert(
-            unet_orig, x, scheduler, n_inv_step, t0=t0)
-        out.append(generate(unet_tuned, scheduler, z, n_test_step, t0).float().clamp(-1, 1).cpu())
-        lats.append(z.float().cpu())
-        if progress is not None:
-            progress(min(i + batch_size, len(images)), len(images), "Editing")
-    return torch.cat(out), torch.cat(lats)

@@ -31,9 +31,10 @@ class FitResult:
     wall_seconds: float
     device: str
     losses: list[tuple[int, float]] = field(default_factory=list)  # (step, mean loss since the last entry)
+    evaluations: list[dict] = field(default_factory=list)          # {"step": k, ...} from ``evaluate``
 
 
-def _batch_index(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
+def batch_index(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
     per_epoch = max(1, n // batch_size)
     epoch, k = divmod(step, per_epoch)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
@@ -42,12 +43,15 @@ def _batch_index(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
 
 def fit(model: torch.nn.Module, loss_fn: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
         config: TrainConfig, checkpoint_dir: Path | None = None, resume: bool = True,
-        progress: ProgressFn | None = None, callback=None) -> FitResult:
+        progress: ProgressFn | None = None, callback=None, evaluate=None, evaluate_every: int = 0) -> FitResult:
     """Train ``model`` on (images, labels) with ``loss_fn(model, x, y, generator)``.
 
     Leaves the EMA weights in ``model`` at the end. With ``checkpoint_dir`` the state is written
     every ``checkpoint_every`` steps and when the run is cancelled or interrupted.
-    ``callback(step, model)``, if given, runs after every step (evaluate, log, stop early by raising).
+    ``callback(step, model)``, if given, runs after every step (log, stop early by raising).
+    ``evaluate(model) -> dict`` runs every ``evaluate_every`` steps and at the end on the EMA weights, in eval
+    mode (e.g. FID as training progresses); its results are kept, with the step, in ``FitResult.evaluations``
+    and in the checkpoint, so a resumed run continues the same curve.
     """
     config.validate()
     device = resolve_device(config.device)
@@ -58,16 +62,17 @@ def fit(model: torch.nn.Module, loss_fn: torch.nn.Module, images: torch.Tensor, 
     ema = (EMAModel(model.parameters(), decay=config.ema_decay, use_ema_warmup=True, power=3 / 4)
            if config.ema_decay else None)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
-    state = {"step": 0, "wall_seconds": 0.0, "losses": []}
+    state = {"step": 0, "wall_seconds": 0.0, "losses": [], "evaluations": []}
     if checkpoint_dir is not None and resume and (checkpoint_dir / "state.json").exists():
         state = _load_checkpoint(checkpoint_dir, model, opt, sched, ema, device)
+        state.setdefault("evaluations", [])
         log.info("resumed from %s at step %d", checkpoint_dir, state["step"])
 
     start, running, count = time.perf_counter() - state["wall_seconds"], 0.0, 0
     step = state["step"]
     try:
         while step < config.steps:
-            index = _batch_index(len(images), config.batch_size, step, config.seed)
+            index = batch_index(len(images), config.batch_size, step, config.seed)
             x = images[index].to(device, non_blocking=True)
             y = labels[index].to(device, non_blocking=True)
             gen = torch.Generator(device).manual_seed(config.seed * 1_000_003 + step)
@@ -89,6 +94,8 @@ def fit(model: torch.nn.Module, loss_fn: torch.nn.Module, images: torch.Tensor, 
             if step % config.log_every == 0 or step == config.steps:
                 state["losses"].append((step, running / count))
                 running, count = 0.0, 0
+            if evaluate is not None and evaluate_every and (step % evaluate_every == 0 or step == config.steps):
+                state["evaluations"].append({"step": step, **evaluate_on_ema(model, ema, evaluate)})
             state["step"], state["wall_seconds"] = step, time.perf_counter() - start
             if checkpoint_dir is not None and (step % config.checkpoint_every == 0):
                 _save_checkpoint(checkpoint_dir, model, opt, sched, ema, state, config)
@@ -106,7 +113,24 @@ def fit(model: torch.nn.Module, loss_fn: torch.nn.Module, images: torch.Tensor, 
     if ema is not None:
         ema.copy_to(model.parameters())
     model.eval()
-    return FitResult(step, state["wall_seconds"], str(device), [tuple(x) for x in state["losses"]])
+    return FitResult(step, state["wall_seconds"], str(device), [tuple(x) for x in state["losses"]],
+                     list(state.get("evaluations", [])))
+
+
+def evaluate_on_ema(model, ema, evaluate) -> dict:
+    """``evaluate(model)`` on the EMA weights (the ones that will be saved), in eval mode; training resumes after."""
+    params = list(model.parameters())
+    if ema is not None:
+        ema.store(params)
+        ema.copy_to(params)
+    model.eval()
+    try:
+        with torch.no_grad():
+            return evaluate(model)
+    finally:
+        model.train()
+        if ema is not None:
+            ema.restore(params)
 
 
 def _save_checkpoint(folder: Path, model, opt, sched, ema, state: dict, config: TrainConfig) -> None:

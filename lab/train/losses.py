@@ -1,12 +1,14 @@
 """Training objectives as loss modules: ``loss(model, images, labels, generator) -> scalar``."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lab.diffusion.schedules import q_sample
 from lab.diffusion.samplers import predict
+from lab.diffusion.schedules import q_sample
 
 
 class EpsilonLoss(nn.Module):
@@ -34,6 +36,25 @@ class ScoreMatchingLoss(nn.Module):
         n = x0.shape[0]
         level = torch.randint(0, len(self.sigmas), (n,), generator=generator, device=generator.device)
         sigma = self.sigmas.to(generator.device)[level].to(x0.device)
+        noise = torch.randn(x0.shape, generator=generator, device=generator.device).to(x0.device)
+        s = sigma.view(-1, 1, 1, 1)
+        score = predict(model, x0 + s * noise, sigma)
+        return 0.5 * (s * score + noise).pow(2).flatten(1).sum(1).mean() / x0[0].numel()
+
+
+class VEScoreLoss(nn.Module):
+    """Denoising score matching of the variance-exploding SDE (Song et al. 2021): σ log-uniform in
+    [σ_min, σ_max] (every level of the continuum, not a fixed few), weight λ(σ) = σ²:
+    ½ ‖σ s_θ(x + σz, σ) + z‖², per pixel."""
+
+    def __init__(self, sigma_min: float, sigma_max: float):
+        super().__init__()
+        self.log_min, self.log_max = math.log(sigma_min), math.log(sigma_max)
+
+    def forward(self, model, x0, labels, generator):
+        n = x0.shape[0]
+        u = torch.rand(n, generator=generator, device=generator.device).to(x0.device)
+        sigma = torch.exp(self.log_min + u * (self.log_max - self.log_min))
         noise = torch.randn(x0.shape, generator=generator, device=generator.device).to(x0.device)
         s = sigma.view(-1, 1, 1, 1)
         score = predict(model, x0 + s * noise, sigma)

@@ -15,8 +15,9 @@ from lab.models.store import save_classifier, save_diffusion
 from lab.models.unet import build_unet, preset_for
 from lab.progress import ProgressFn
 from lab.seeding import seed_everything
-from lab.train.losses import ClassifierLoss, EpsilonLoss, ScoreMatchingLoss
-from lab.train.loop import FitResult, TrainConfig, fit
+from lab.train.config import TrainConfig
+from lab.train.loop import FitResult, fit
+from lab.train.losses import ClassifierLoss, EpsilonLoss, ScoreMatchingLoss, VEScoreLoss
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ def data_summary(ds: ImageSet, split: str, style: str = "plain") -> dict:
             "style": style, "classes": ds.classes}
 
 
-def _fit_info(result: FitResult, config: TrainConfig, command: str, model) -> dict:
+def fit_info(result: FitResult, config: TrainConfig, command: str, model) -> dict:
     return {"command": command, "train_config": asdict(config), "steps": result.steps,
             "wall_seconds": round(result.wall_seconds, 1), "device": result.device,
             "threads": torch.get_num_threads(), "parameters": sum(p.numel() for p in model.parameters()),
@@ -35,37 +36,66 @@ def _fit_info(result: FitResult, config: TrainConfig, command: str, model) -> di
 
 def train_diffusion(kind: str, out: Path, data: str = "mnist", split: str = "train", size: int | None = None,
                     channels: int | None = None, limit: int | None = None, style: str = "plain",
-                    config: TrainConfig | None = None, sigma_max: float = 2.0, sigma_min: float = 0.02,
-                    levels: int = 10, resume: bool = True, command: str = "",
+                    config: TrainConfig | None = None, sigma_max: float | None = 2.0, sigma_min: float = 0.02,
+                    levels: int | None = 10, continuous: bool = False, resume: bool = True, command: str = "",
                     progress: ProgressFn | None = None, dataset: ImageSet | None = None,
-                    path: str | None = None, init_from: str | None = None) -> Path:
-    """Train a DDPM (ε-prediction) or score model (DSM over geometric σ) and save it to ``out``.
+                    path: str | None = None, init_from: str | None = None, timesteps: int = 1000,
+                    fid_every: int = 0, fid_n: int = 500) -> Path:
+    """Train a DDPM (ε-prediction) or a score model and save it to ``out``.
 
+    Score models: ``continuous`` trains the variance-exploding SDE (σ log-uniform in [σ_min, σ_max], sampled by
+    predictor–corrector), else NCSN's fixed geometric levels. ``sigma_max`` None takes the largest pairwise
+    distance of the training images and ``levels`` None the NCSNv2 overlap rule (lab.diffusion.ncsn).
     ``init_from``: continue from the weights of a saved model of the same kind and size (a fresh optimizer and
-    learning-rate schedule), e.g. when its training checkpoint is gone."""
+    learning-rate schedule), e.g. when its training checkpoint is gone. ``timesteps``: the DDPM's T (the seed's
+    sweep trains T = 10, 100, 1000 with the same β range). ``fid_every`` > 0: FID of ``fid_n`` samples (lab
+    classifier features) every that many steps and at the end, into ``training.json`` (``fid_curve``)."""
     config = config or TrainConfig()
     seed_everything(config.seed)
     ds = dataset or load_dataset(data, split, size=size, channels=channels, limit=limit, style=style, path=path)
     unet = build_unet(preset_for(ds.size, ds.channels), formulation=kind)
+    images, extra = ds.to_float(), {}
     if kind == "ddpm":
-        scheduler = make_ddpm_scheduler()
+        scheduler = make_ddpm_scheduler(num_train_timesteps=timesteps)
         loss = EpsilonLoss(scheduler)
-        description = (f"A DDPM (ε-prediction, linear β 1e-4→0.02, T=1000) on {ds.name}: a diffusers "
+        description = (f"A DDPM (ε-prediction, linear β 1e-4→0.02, T={timesteps}) on {ds.name}: a diffusers "
                        "UNet2DModel trained with the simple loss.")
     elif kind == "score":
+        from lab.diffusion import ncsn
+
+        sigma_max = sigma_max or round(ncsn.sigma_max_for(images), 2)
+        levels = levels or ncsn.levels_for(images[0].numel(), sigma_max, sigma_min)
         scheduler = make_score_scheduler(sigma_max, sigma_min, levels)
-        loss = ScoreMatchingLoss(geometric_sigmas(sigma_max, sigma_min, levels))
-        description = (f"A score model s(x, σ) on {ds.name}: denoising score matching over {levels} geometric noise "
-                       f"levels σ = {sigma_max} … {sigma_min} (NCSN); sample with annealed Langevin dynamics.")
+        sigmas = geometric_sigmas(sigma_max, sigma_min, levels)
+        extra = {"score": {"sigma_max": sigma_max, "sigma_min": sigma_min, "levels": levels,
+                           "continuous": continuous, "langevin_eps_T5": ncsn.step_size_for(sigmas, 5)}}
+        if continuous:
+            loss = VEScoreLoss(sigma_min, sigma_max)
+            description = (f"A score model s(x, σ) on {ds.name}: denoising score matching of the variance-exploding "
+                           f"SDE, σ log-uniform in [{sigma_min}, {sigma_max}] (σ_max = the largest distance between "
+                           f"two training images, NCSNv2 technique 1); sample with predictor–corrector, or annealed "
+                           f"Langevin over the {levels} levels of the overlap rule (technique 2).")
+        else:
+            loss = ScoreMatchingLoss(sigmas)
+            description = (f"A score model s(x, σ) on {ds.name}: denoising score matching over {levels} geometric "
+                           f"noise levels σ = {sigma_max} … {sigma_min} (NCSN); sample with annealed Langevin dynamics.")
     else:
         raise LabError(f"Unknown diffusion kind {kind!r}: use 'ddpm' or 'score'.")
     if init_from:
         _load_weights(unet, kind, init_from)
-    result = fit(unet, loss, ds.to_float(), ds.labels, config, checkpoint_dir=out / "checkpoint",
-                 resume=resume, progress=progress)
+    probe = None
+    if fid_every:
+        from lab.train.fid_curve import FidProbe, diffusion_sampler
+
+        probe = FidProbe(ds.name.split("-")[0], ds.size, ds.channels, fid_n, *diffusion_sampler(kind, scheduler))
+        extra["fid_curve_settings"] = {"every": fid_every, **probe.describe()}
+    result = fit(unet, loss, images, ds.labels, config, checkpoint_dir=out / "checkpoint",
+                 resume=resume, progress=progress, evaluate=probe, evaluate_every=fid_every)
+    if result.evaluations:
+        extra["fid_curve"] = result.evaluations
     save_diffusion(out, unet, scheduler, kind, {
         "description": description, "data": data_summary(ds, split, style),
-        **_fit_info(result, config, command, unet), "init_from": init_from})
+        **fit_info(result, config, command, unet), "init_from": init_from, **extra})
     log.info("saved %s", out)
     return out
 
@@ -103,5 +133,5 @@ def train_classifier(out: Path, data: str = "mnist", split: str = "train", size:
     save_classifier(out, net, {
         "kind": "classifier", "description": f"The lab's ConvNet (conv 32-64-128 + 2 FC) classifying {ds.name}.",
         "data": data_summary(ds, split, style), "metrics": metrics,
-        **_fit_info(result, config, command, net)})
+        **fit_info(result, config, command, net)})
     return out

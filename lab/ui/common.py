@@ -11,7 +11,6 @@ import gradio as gr
 import torch
 
 from lab.config import get_settings
-
 from lab.device import resolve_device
 from lab.errors import Cancelled, LabError
 from lab.models.store import list_models

@@ -1,19 +1,30 @@
 """The Class-conditional tab: five ways to condition a diffusion model, judged by an independent classifier."""
 from __future__ import annotations
 
-import shlex
+import inspect
+from dataclasses import replace
 
 import gradio as gr
 import pandas as pd
 
 from lab.errors import LabError
-from lab.experiments.conditional import (DEFAULT_CLASSIFIER, DEFAULT_MODELS, DEFAULT_SCALES, MAX_SCALE, METHODS,
-                                         SCALE_NAME, ConditionalConfig, MethodEntry, config_dict, models_for,
-                                         parse_scales, run_compare, run_grid, run_sweep)
+from lab.experiments.conditional.compare import run_compare
+from lab.experiments.conditional.config import (
+    DEFAULT_CLASSIFIER,
+    DEFAULT_METHOD,
+    MAX_SCALE,
+    CompareConfig,
+    ConditionalConfig,
+    SweepConfig,
+    parse_scales,
+)
+from lab.experiments.conditional.methods import METHODS, get
+from lab.experiments.conditional.sample import run_grid
+from lab.experiments.conditional.sweep import run_sweep
 from lab.models.store import list_models
 from lab.runs import recorded
-from lab.ui.common import (export_box, export_files, float_in, guarded, int_in, model_in, reporter, start_job,
-                            wire_stop)
+from lab.ui.common import export_box, export_files, guarded, model_in, reporter, start_job, wire_stop
+from lab.ui.form import Form
 
 TAB = "conditional"
 INTRO = """Generate one row per class with each conditioning method and see whether the samples really are of
@@ -30,121 +41,76 @@ test images of that class, with n given.
 4. **Classifier guidance** — an unconditional DDPM plus a noise-aware classifier p(y | x_t, t):
    ε̂ = ε − s·√(1−ᾱ_t)·∇ log p(y | x_t).
 5. **Classifier-free guidance** — label dropout in training; ε̂ = ε(∅) + w·(ε(y) − ε(∅)); w = 0 is unconditional, w = 1 method 1."""
-METHOD_CHOICES = [(label, key) for key, label in METHODS.items()]
+METHOD_CHOICES = [(m.label, m.name) for m in METHODS.values()]
+GRID = Form(ConditionalConfig)
+SWEEP = Form(SweepConfig)
+COMPARE = Form(CompareConfig)
+FORMS = (GRID, SWEEP, COMPARE)
 
 
-def _config(method, model, classifier, scale, sampler, steps, eta, per_class, classes, judge, fid, seed,
-            max_per_class: int = 200) -> ConditionalConfig:
-    if method not in METHODS:
-        raise LabError(f"Unknown method {method!r}: choose one of {', '.join(METHODS)}.")
+def _model(model) -> str:
     if not model:
         raise LabError("Choose a model first.")
-    if method == "classifier-guidance" and not classifier:
+    return model_in(model)
+
+
+def _classifier(method, classifier) -> str:
+    """The noisy classifier box: checked where the method uses it, else kept as it is."""
+    if not get(method).uses_classifier:
+        return str(classifier or DEFAULT_CLASSIFIER)
+    if not classifier:
         raise LabError("Classifier guidance needs a noisy classifier: choose one (or train one with "
                        "`python -m lab train noisy-classifier --init-from ddpm-mnist --out checkpoints/noisy-classifier-mnist`).")
-    return ConditionalConfig(
-        method=str(method), model=str(model) if model == "-" else model_in(model),
-        classifier=(model_in(classifier, "Noisy classifier") if method == "classifier-guidance"
-                    else str(classifier or DEFAULT_CLASSIFIER)),
-        scale=float_in(scale, f"Guidance scale {SCALE_NAME.get(method, '')}".strip(), 0.0, 100.0),
-        sampler=str(sampler), steps=int_in(steps, "Steps", 1, 1000), eta=float_in(eta, "η", 0.0, 1.0),
-        per_class=int_in(per_class, "Samples per class", 1, max_per_class), classes=str(classes or "all"),
-        judge=model_in(judge, "Judge classifier") if judge and judge != "auto" else "auto", fid=bool(fid),
-        seed=int_in(seed, "Seed", 0, 2**31 - 1))
+    return model_in(classifier, "Noisy classifier")
 
 
-def _common_flags(config: ConditionalConfig) -> str:
-    return (f"--sampler {config.sampler} --steps {config.steps} --eta {config.eta} --per-class {config.per_class} "
-            f"--classes {shlex.quote(config.classes)} --judge {shlex.quote(config.judge)} --seed {config.seed}"
-            + ("" if config.fid else " --no-fid"))
-
-
-def _command(config: ConditionalConfig) -> str:
-    extra = f" --classifier {shlex.quote(config.classifier)}" if config.method == "classifier-guidance" else ""
-    return (f"python -m lab conditional --method {config.method} --model {shlex.quote(config.model)}{extra} "
-            f"--scale {config.scale} {_common_flags(config)}")
-
-
-def _compare_command(entries: list[MethodEntry], config: ConditionalConfig) -> str:
-    """The CLI compares all five methods; a comparison of some of them has no CLI equivalent ("")."""
-    if [e.method for e in entries] != list(METHODS):
-        return ""
-    cg = next(e for e in entries if e.method == "classifier-guidance")
-    models = ",".join(f"{e.method}={e.model}" for e in entries)
-    scales = ",".join(f"{e.method}={e.scale}" for e in entries)
-    return (f"python -m lab conditional --compare --models {shlex.quote(models)} --scales {shlex.quote(scales)} "
-            f"--classifier {shlex.quote(cg.classifier)} {_common_flags(config)}")
+def _judge(judge) -> str:
+    return model_in(judge, "Judge classifier") if judge and judge != "auto" else "auto"
 
 
 @guarded
 def generate(method, model, classifier, scale, sampler, steps, eta, per_class, classes, judge, fid, seed,
              progress=gr.Progress(), request: gr.Request = None):
-    config = _config(method, model, classifier, scale, sampler, steps, eta, per_class, classes, judge, fid, seed)
+    config = GRID.config(locals(), model=_model(model), classifier=_classifier(method, classifier),
+                         judge=_judge(judge)).validate()
     token = start_job(TAB, request)
-    with recorded("conditional", config_dict(config), command=_command(config)) as run:
+    with recorded("conditional", config.__dict__, command=config.to_command()) as run:
         result = run_grid(config, progress=reporter(progress, token))
         result.save(run)
     s = result.summary()
     fid_text = (f"; FID (classifier features) **{s['fid']:.2f}** with n = {s['n']} (real-vs-real floor "
                 f"{s['fid_floor']:.2f})" if s.get("fid") is not None else "")
-    info = (f"**{METHODS[config.method]}** — {s['description']}. Conditional accuracy **{s['accuracy']:.1%}** over "
+    info = (f"**{get(config.method).label}** — {s['description']}. Conditional accuracy **{s['accuracy']:.1%}** over "
             f"n = {s['n']} samples (the judge on real test images of these classes: {s['accuracy_floor']:.1%})"
             f"{fid_text}. Sampling took {s['sampling_seconds']:.1f} s ({config.sampler}, {config.steps} steps). "
             f"Judge: `{s['judge']}`. Saved in `{run.dir}`.")
     return result.grid, info, pd.DataFrame(result.table()), result.tsne, export_files(run.dir, {"tsne": result.tsne})
 
 
-def _entries(le_model, cn_model, aux_model, aux_scale, cg_model, cg_classifier, cg_scale, cfg_model, cfg_scale,
-             include) -> list[MethodEntry]:
-    chosen = {
-        "label-embed": MethodEntry("label-embed", le_model, 1.0),
-        "condnorm": MethodEntry("condnorm", cn_model, 1.0),
-        "auxclf": MethodEntry("auxclf", aux_model, float_in(aux_scale, "Auxiliary-classifier s", 0, 100)),
-        "classifier-guidance": MethodEntry("classifier-guidance", cg_model,
-                                           float_in(cg_scale, "Classifier-guidance s", 0, 100), cg_classifier),
-        "cfg": MethodEntry("cfg", cfg_model, float_in(cfg_scale, "Classifier-free w", 0, 100)),
-    }
-    include = list(include or [])
-    unknown = [m for m in include if m not in chosen]
-    if unknown:
-        raise LabError(f"Unknown method(s) {', '.join(map(str, unknown))}: choose among {', '.join(METHODS)}.")
-    if not include:
-        raise LabError("Tick at least one method to compare.")
-    entries = [chosen[m] for m in METHODS if m in include]
-    for e in entries:
-        if not e.model:
-            raise LabError(f"Choose a model for {METHODS[e.method]}.")
-        e.model = model_in(e.model, f"{METHODS[e.method]} model")
-        if e.method == "classifier-guidance":
-            e.classifier = model_in(e.classifier, "Noisy classifier")
-    return entries
-
-
 @guarded
-def compare(le_model, cn_model, aux_model, aux_scale, cg_model, cg_classifier, cg_scale, cfg_model, cfg_scale,
-            include, sampler, steps, eta, per_class, classes, judge, fid, seed,
+def compare(methods, models, method_scales, classifier, sampler, steps, eta, per_class, classes, judge, fid, seed,
             progress=gr.Progress(), request: gr.Request = None):
-    entries = _entries(le_model, cn_model, aux_model, aux_scale, cg_model, cg_classifier, cg_scale, cfg_model,
-                       cfg_scale, include)
-    config = _config("cfg", "-", DEFAULT_CLASSIFIER, 0, sampler, steps, eta, per_class, classes, judge, fid, seed)
+    config = COMPARE.config(locals(), judge=_judge(judge)).validate()
+    checked = [f"{e.method}={model_in(e.model, f'{get(e.method).label} model')}" for e in config.entries()]
+    guided = [m for m in config.methods if get(m).uses_classifier]
+    config = replace(config, models=checked,
+                     classifier=_classifier(guided[0], classifier) if guided else config.classifier)
     token = start_job(TAB, request)
-    with recorded("conditional-compare", {**config_dict(config), "entries": [e.__dict__ for e in entries]},
-                  command=_compare_command(entries, config)) as run:
-        result = run_compare(entries, config, progress=reporter(progress, token))
+    with recorded("conditional-compare", config.__dict__, command=config.to_command()) as run:
+        result = run_compare(config, progress=reporter(progress, token))
         result.save(run)
-    gallery = [(g, METHODS[name]) for g, name in result.grids]
+    gallery = [(g, get(name).label) for g, name in result.grids]
     return pd.DataFrame(result.rows), pd.DataFrame(result.per_class), gallery, export_files(run.dir)
 
 
 @guarded
 def sweep(method, model, classifier, scale, sampler, steps, eta, per_class, classes, judge, fid, seed, scales,
           progress=gr.Progress(), request: gr.Request = None):
-    config = _config(method, model, classifier, scale, sampler, steps, eta, per_class, classes, judge, fid, seed)
-    values = parse_scales(scales)
+    config = SWEEP.config(locals(), model=_model(model), classifier=_classifier(method, classifier),
+                          judge=_judge(judge), scales=parse_scales(scales)).validate()
     token = start_job(TAB, request)
-    with recorded("conditional-sweep", {**config_dict(config), "scales": values},
-                  command=f"{_command(config)} --sweep {','.join(map(str, values))}") as run:
-        result = run_sweep(config, values, progress=reporter(progress, token))
+    with recorded("conditional-sweep", config.__dict__, command=config.to_command()) as run:
+        result = run_sweep(config, progress=reporter(progress, token))
         result.save(run)
     best = result.best()
     text = (f"Best accuracy {best['accuracy']:.1%} at {result.scale_name} = {best['scale']:g} (n = {best['n']} per scale"
@@ -155,47 +121,48 @@ def sweep(method, model, classifier, scale, sampler, steps, eta, per_class, clas
 
 
 def _on_method(method):
-    choices = models_for(method)
-    default = DEFAULT_MODELS.get(method)
-    value = default if default in choices else (choices[0] if choices else None)
-    has_scale = method in SCALE_NAME
-    label = {"cfg": "Guidance weight w (0 = unconditional, 1 = plain conditional)",
-             "classifier-guidance": "Classifier scale s (0 = unconditional DDPM)",
-             "auxclf": "Self-guidance scale s (0 = the seed's setting: head unused)"}.get(
-        method, "Guidance scale (not used by this method)")
-    return (gr.Dropdown(choices=choices, value=value),
-            gr.Dropdown(visible=method == "classifier-guidance"),
-            gr.Slider(value=DEFAULT_SCALES.get(method, 1.0), label=label, interactive=has_scale))
+    m = get(method)
+    choices = m.models()
+    return (gr.Dropdown(choices=choices, value=m.default_model if m.default_model in choices else
+                        (choices[0] if choices else None)),
+            gr.Dropdown(visible=m.uses_classifier),
+            gr.Slider(value=m.default_scale, label=m.scale_label, interactive=m.scale_name is not None))
 
 
-def _dropdown(choices, value, label, **kwargs) -> gr.Dropdown:
-    return gr.Dropdown(choices=choices, value=value if value in choices else (choices[0] if choices else value),
-                       label=label, allow_custom_value=True, **kwargs)
+def _dropdown(form: Form, name: str, choices, **kwargs) -> gr.Dropdown:
+    """A drop-down of shipped models for setting ``name`` (any folder can be typed in), at its default."""
+    s = form.spec(name)
+    value = s.default if s.default in choices or not choices else choices[0]
+    return form.add(name, gr.Dropdown(**{"choices": choices, "value": value, "label": s.label,
+                                         "allow_custom_value": True, **kwargs}))
+
+
+def _inputs(form: Form, handler) -> list:
+    """The form's widgets in the order of the handler's parameters (which are named after the settings)."""
+    return [form.components[p] for p in inspect.signature(handler).parameters if p in form.components]
 
 
 def build() -> None:
     gr.Markdown(INTRO)
-    cond_models = list_models("conditional")
     noisy = list_models("noisy-classifier")
-    judges = ["auto"] + list_models("classifier")
+    default = get(DEFAULT_METHOD)
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
-            method = gr.Radio(METHOD_CHOICES, value="cfg", label="Method")
-            model = _dropdown(models_for("cfg"), DEFAULT_MODELS["cfg"], "Model",
+            method = GRID.widget("method", kind="radio", choices=METHOD_CHOICES, info=None)
+            model = _dropdown(GRID, "model", default.models(),
                               info="A shipped model or a model folder; classifier guidance: the unconditional DDPM.")
-            classifier = _dropdown(noisy, DEFAULT_CLASSIFIER, "Noisy classifier (classifier guidance)", visible=False)
-            scale = gr.Slider(0, MAX_SCALE, value=DEFAULT_SCALES["cfg"], step=0.5,
-                              label="Guidance weight w (0 = unconditional, 1 = plain conditional)")
-            sampler = gr.Radio(["ddim", "ddpm"], value="ddim", label="Sampler")
-            steps = gr.Slider(1, 1000, value=50, step=1, label="Sampling steps")
-            eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="DDIM η (0 = deterministic)")
-            per_class = gr.Slider(1, 200, value=10, step=1,
-                                  label="Samples per class (the grid shows up to 10; the metrics use all)")
-            classes = gr.Textbox(value="all", label="Classes (rows)", info="'all', or names/numbers: 0, 3, 8")
-            judge = _dropdown(judges, "auto", "Judge classifier",
-                              info="auto: the shipped classifier trained on the model's data and labels.")
-            fid = gr.Checkbox(value=True, label="FID per class (judge features)")
-            seed = gr.Number(value=0, precision=0, label="Seed")
+            classifier = _dropdown(GRID, "classifier", noisy, visible=False)
+            scale = GRID.widget("scale", kind="slider", minimum=0, maximum=MAX_SCALE, label=default.scale_label,
+                                info=None)
+            GRID.widget("sampler", kind="radio")
+            GRID.widget("steps")
+            GRID.widget("eta")
+            GRID.widget("per_class")
+            GRID.widget("classes", info="'all', or names/numbers: 0, 3, 8")
+            _dropdown(GRID, "judge", ["auto"] + list_models("classifier"),
+                      info="auto: the shipped classifier trained on the model's data and labels.")
+            GRID.widget("fid")
+            GRID.widget("seed", kind="number")
             with gr.Row():
                 go = gr.Button("Generate", variant="primary")
                 stop = gr.Button("Stop", variant="stop")
@@ -206,21 +173,22 @@ def build() -> None:
             table = gr.Dataframe(label="Per class: conditional accuracy, FID (n)", interactive=False)
             tsne = gr.Plot(label="t-SNE of the samples' judge features, coloured by requested class")
             files = export_box()
-    single = [method, model, classifier, scale, sampler, steps, eta, per_class, classes, judge, fid, seed]
+    SWEEP.share(GRID)
+    COMPARE.share(GRID)
 
     with gr.Accordion("Compare the five methods on the same data and noise", open=False):
         with gr.Row():
-            le_model = _dropdown([m for m in cond_models], DEFAULT_MODELS["label-embed"], "1 · label-embedding model")
-            cn_model = _dropdown(cond_models, DEFAULT_MODELS["condnorm"], "2 · conditional-norm model")
-            aux_model = _dropdown(cond_models, DEFAULT_MODELS["auxclf"], "3 · auxiliary-classifier model")
-            aux_scale = gr.Number(value=DEFAULT_SCALES["auxclf"], label="3 · s")
+            COMPARE.widget("methods", choices=METHOD_CHOICES)
+            pairs = [f"{m.name}={name}" for m in METHODS.values() for name in m.models()]
+            COMPARE.add("models", gr.Dropdown(
+                choices=list(dict.fromkeys(pairs + list(COMPARE.spec("models").default))),
+                value=list(COMPARE.spec("models").default), multiselect=True, allow_custom_value=True,
+                label=COMPARE.spec("models").label,
+                info="One METHOD=MODEL per method (type a folder as METHOD=PATH); a method not named runs its "
+                     "shipped model."))
         with gr.Row():
-            cg_model = _dropdown(list_models("ddpm"), DEFAULT_MODELS["classifier-guidance"], "4 · unconditional DDPM")
-            cg_classifier = _dropdown(noisy, DEFAULT_CLASSIFIER, "4 · noisy classifier")
-            cg_scale = gr.Number(value=DEFAULT_SCALES["classifier-guidance"], label="4 · s")
-            cfg_model = _dropdown(cond_models, DEFAULT_MODELS["cfg"], "5 · CFG model")
-            cfg_scale = gr.Number(value=DEFAULT_SCALES["cfg"], label="5 · w")
-        include = gr.CheckboxGroup(METHOD_CHOICES, value=list(METHODS), label="Methods to compare")
+            COMPARE.widget("method_scales")
+            _dropdown(COMPARE, "classifier", noisy, label="4 · noisy classifier")
         gr.Markdown("Uses the sampler, steps, samples per class, classes, judge and seed set above.")
         compare_btn = gr.Button("Compare")
         compare_table = gr.Dataframe(label="Conditional accuracy, FID and sampling time per method", interactive=False)
@@ -230,7 +198,7 @@ def build() -> None:
 
     with gr.Accordion("Guidance-scale sweep (the method, model and settings above)", open=False):
         with gr.Row():
-            scales = gr.Textbox(value="0, 1, 2, 3, 5", label="Scales (w or s)")
+            SWEEP.widget("scales")
             sweep_btn = gr.Button("Run sweep")
         sweep_plot = gr.Plot(label="Accuracy and FID against the scale")
         sweep_text = gr.Markdown()
@@ -240,12 +208,11 @@ def build() -> None:
 
     method.change(_on_method, method, [model, classifier, scale])
     events = [
-        go.click(generate, single, [grid, info, table, tsne, files], api_name="conditional_grid"),
-        compare_btn.click(compare, [le_model, cn_model, aux_model, aux_scale, cg_model, cg_classifier, cg_scale,
-                                    cfg_model, cfg_scale, include] + single[4:],
+        go.click(generate, _inputs(GRID, generate), [grid, info, table, tsne, files], api_name="conditional_grid"),
+        compare_btn.click(compare, _inputs(COMPARE, compare),
                           [compare_table, compare_classes, compare_gallery, compare_files],
                           api_name="conditional_compare"),
-        sweep_btn.click(sweep, single + [scales], [sweep_plot, sweep_table, sweep_text, sweep_gallery, sweep_files],
+        sweep_btn.click(sweep, _inputs(SWEEP, sweep), [sweep_plot, sweep_table, sweep_text, sweep_gallery, sweep_files],
                         api_name="conditional_sweep"),
     ]
     wire_stop(stop, TAB)

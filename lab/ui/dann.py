@@ -1,7 +1,7 @@
 """The DANN-stages tab: where should the gradient reversal layer go?"""
 from __future__ import annotations
 
-import shlex
+from argparse import ArgumentTypeError
 from dataclasses import asdict
 from pathlib import Path
 
@@ -9,12 +9,14 @@ import gradio as gr
 import pandas as pd
 
 from lab.errors import LabError
-from lab.experiments.dann import (OFFICE_HOME_DOMAINS, PUBLIC_REFERENCE, SEED_PLACEMENTS, SEED_REFERENCE, TASKS,
-                                  DANNConfig, DANNResult, load_result, run_dann)
-from lab.models.dann import BACKBONES, PLACEMENTS
+from lab.experiments.dann.config import TASKS, DANNConfig
+from lab.experiments.dann.reference import PUBLIC_REFERENCE, SEED_REFERENCE
+from lab.experiments.dann.results import DANNResult, load_result
+from lab.experiments.dann.run import run_dann
+from lab.models.dann_registry import BACKBONES, PLACEMENTS
 from lab.runs import recorded
-from lab.ui.common import (export_box, export_files, float_in, folder_in, guarded, int_in, reporter, run_folder,
-                            start_job, wire_stop)
+from lab.ui.common import export_box, export_files, folder_in, guarded, reporter, run_folder, start_job, wire_stop
+from lab.ui.form import Form
 from lab.viz.export import save_figure
 
 TAB = "dann"
@@ -28,68 +30,30 @@ after the classifier's output (the seed's three) · **layer2 / layer3** a ResNet
 λ follows the paper's schedule 2/(1+exp(−10p))−1 (or stays constant; the seed used 0.001); SGD with the annealed
 rate μ₀/(1+10p)^0.75 (or Adam). The proxy A-distance (PAD, 0 = indistinguishable, 2 = separable) is measured by a
 linear classifier on the backbone features of both test sets. Every result says whether ImageNet weights were used."""
-TASK_CHOICES = [(label, key) for key, label in TASKS.items()]
-PLACEMENT_CHOICES = [(f"{key}: {label}", key) for key, label in PLACEMENTS.items()]
-BACKBONE_CHOICES = [(label, key) for key, label in BACKBONES.items()]
+TASK_CHOICES = [(task.label, key) for key, task in TASKS.items()]
+PLACEMENT_CHOICES = [(f"{key}: {placement}", key) for key, placement in PLACEMENTS.items()]
+BACKBONE_CHOICES = [(str(backbone), key) for key, backbone in BACKBONES.items()]
+FORM = Form(DANNConfig)
+FORMS = (FORM,)
 
 
-def _int_list(text, name: str) -> list[int]:
+def _seeds(text) -> list[int]:
+    """The seeds box; the message quotes what was typed in full (a pasted page is then reported by its length)."""
     try:
-        values = [int(v) for v in str(text).replace(";", ",").split(",") if v.strip()]
-    except ValueError:
-        raise LabError(f"{name} must be whole numbers separated by commas, e.g. 0, 1, 2 (got {text!r}).") from None
-    if not 1 <= len(values) <= 10:
-        raise LabError(f"Give 1 to 10 {name.lower()}, e.g. 0, 1, 2.")
-    return values
+        return FORM.spec("seeds").parse(str(text))
+    except ArgumentTypeError:
+        raise LabError(f"Seeds must be whole numbers separated by commas, e.g. 0, 1, 2 (got {text!r}).") from None
 
 
-def _limit(value, name: str, high: int) -> int | None:
-    value = int_in(value, name, 0, high)
-    return value or None
+def _reads_folder(task) -> bool:
+    return str(task) in TASKS and TASKS[str(task)].folder
 
 
-def _config(task, officehome_path, oh_source, oh_target, backbone, weights, placements, seeds, epochs, steps,
-            batch_size, optimizer, lr, lr_schedule, lambda_schedule, lambda_max, augment, augment_scale,
-            sees_target, source_limit, target_limit, eval_limit) -> DANNConfig:
-    if isinstance(placements, str):
-        placements = [p.strip() for p in placements.split(",") if p.strip()]
-    config = DANNConfig(
-        task=str(task), backbone=str(backbone), weights=str(weights), placements=list(placements or []),
-        seeds=_int_list(seeds, "Seeds"),
-        officehome_path=(folder_in(officehome_path, "The Office-Home folder") if str(task) == "officehome"
-                         else str(officehome_path or "").strip() or None),
-        officehome_source=str(oh_source), officehome_target=str(oh_target),
-        epochs=int_in(epochs, "Epochs", 1, 200), steps_per_epoch=int_in(steps, "Steps per epoch", 1, 10_000),
-        batch_size=int_in(batch_size, "Batch size", 2, 512), optimizer=str(optimizer),
-        lr=float_in(lr, "Learning rate", 1e-6, 0.5), lr_schedule=str(lr_schedule),
-        lambda_schedule=str(lambda_schedule), lambda_max=float_in(lambda_max, "λ", 0.0, 10.0),
-        augment=bool(augment), augment_scale=float_in(augment_scale, "Augmentation scale", 0.0, 0.45),
-        source_only_sees_target=bool(sees_target),
-        source_limit=_limit(source_limit, "Source images", 1_000_000),
-        target_limit=_limit(target_limit, "Target images", 1_000_000),
-        eval_limit=_limit(eval_limit, "Images for the per-epoch curves", 1_000_000))
-    config.validate()
-    return config
-
-
-def _command(config: DANNConfig) -> str:
-    parts = ["python -m lab dann", f"--task {config.task}", f"--backbone {config.backbone}",
-             f"--weights {config.weights}", f"--placements {','.join(config.placements)}",
-             f"--seeds {','.join(map(str, config.seeds))}", f"--epochs {config.epochs}",
-             f"--steps-per-epoch {config.steps_per_epoch}", f"--batch-size {config.batch_size}",
-             f"--optimizer {config.optimizer}", f"--lr {config.lr}", f"--lr-schedule {config.lr_schedule}",
-             f"--lambda-schedule {config.lambda_schedule}", f"--lambda {config.lambda_max}",
-             f"--augment-scale {config.augment_scale}", f"--eval-limit {config.eval_limit or 0}"]
-    if config.task == "officehome":
-        parts += [f"--officehome {shlex.quote(config.officehome_path or '')}",
-                  f"--officehome-source {config.officehome_source}", f"--officehome-target {config.officehome_target}"]
-    for flag, on in (("--no-augment", not config.augment), ("--source-only-sees-target", config.source_only_sees_target)):
-        if on:
-            parts.append(flag)
-    for flag, value in (("--source-limit", config.source_limit), ("--target-limit", config.target_limit)):
-        if value:
-            parts.append(f"{flag} {value}")
-    return " ".join(parts)
+def _officehome(task, path) -> str | None:
+    """The Office-Home folder: judged against the allowed folders when the task reads it."""
+    if _reads_folder(task):
+        return folder_in(path, "The Office-Home folder")
+    return str(path or "").strip() or None
 
 
 def _folder(value) -> Path:
@@ -112,14 +76,13 @@ def _info(result: DANNResult, run_dir: Path) -> str:
 
 
 @guarded
-def compare(task, officehome_path, oh_source, oh_target, backbone, weights, placements, seeds, epochs, steps,
-            batch_size, optimizer, lr, lr_schedule, lambda_schedule, lambda_max, augment, augment_scale,
-            sees_target, source_limit, target_limit, eval_limit, progress=gr.Progress(), request: gr.Request = None):
-    config = _config(task, officehome_path, oh_source, oh_target, backbone, weights, placements, seeds, epochs,
-                     steps, batch_size, optimizer, lr, lr_schedule, lambda_schedule, lambda_max, augment,
-                     augment_scale, sees_target, source_limit, target_limit, eval_limit)
+def compare(task, officehome_path, officehome_source, officehome_target, backbone, weights, placements, seeds, epochs,
+            steps_per_epoch, batch_size, optimizer, lr, lr_schedule, lambda_schedule, lambda_max, augment,
+            augment_scale, source_only_sees_target, source_limit, target_limit, eval_limit, progress=gr.Progress(),
+            request: gr.Request = None):
+    config = FORM.config(locals(), seeds=_seeds(seeds), officehome_path=_officehome(task, officehome_path)).validate()
     token = start_job(TAB, request)
-    with recorded("dann", asdict(config), command=_command(config)) as run:
+    with recorded("dann", asdict(config), command=config.to_command()) as run:
         result = run_dann(config, progress=reporter(progress, token), record=run)
         result.save(run)
         label = result.best_run_label()
@@ -152,42 +115,40 @@ def build():
     gr.Markdown(INTRO)
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
-            task = gr.Dropdown(TASK_CHOICES, value="usps-mnist", label="Task (source → target)")
+            task = FORM.widget("task", choices=TASK_CHOICES)
             with gr.Accordion("Office-Home folder", open=False) as oh_box:
-                officehome_path = gr.Textbox(label="Folder holding Art/, Clipart/, Product/, Real_World/",
-                                             placeholder="/data/OfficeHomeDataset_10072016")
+                officehome_path = FORM.widget("officehome_path", placeholder="/data/OfficeHomeDataset_10072016")
                 with gr.Row():
-                    oh_source = gr.Dropdown(OFFICE_HOME_DOMAINS, value="Clipart", label="Source domain")
-                    oh_target = gr.Dropdown(OFFICE_HOME_DOMAINS, value="Real_World", label="Target domain")
-            backbone = gr.Radio(BACKBONE_CHOICES, value="lenet", label="Backbone")
-            weights = gr.Radio(["auto", "imagenet", "scratch"], value="auto", label="ResNet start",
-                               info="auto: ImageNet weights when they can be had (online or cached), else from "
-                                    "scratch. The result says which.")
-            placements = gr.CheckboxGroup(PLACEMENT_CHOICES, value=list(SEED_PLACEMENTS), label="GRL placements")
-            seeds = gr.Textbox(value="0", label="Seeds (comma-separated: mean ± std over them)")
+                    officehome_source = FORM.widget("officehome_source")
+                    officehome_target = FORM.widget("officehome_target")
+            backbone = FORM.widget("backbone", kind="radio", choices=BACKBONE_CHOICES)
+            weights = FORM.widget("weights", kind="radio", info="auto: ImageNet weights when they can be had "
+                                  "(online or cached), else from scratch. The result says which.")
+            placements = FORM.add("placements", gr.CheckboxGroup(
+                PLACEMENT_CHOICES, value=list(FORM.spec("placements").default), label=FORM.spec("placements").label))
+            seeds = FORM.widget("seeds", label="Seeds (comma-separated: mean ± std over them)")
             with gr.Row():
-                epochs = gr.Number(value=5, precision=0, label="Epochs", minimum=1, maximum=200)
-                steps = gr.Number(value=200, precision=0, label="Steps per epoch", minimum=1, maximum=10_000)
-                batch_size = gr.Number(value=64, precision=0, label="Batch per domain", minimum=2, maximum=512)
+                epochs = FORM.widget("epochs", kind="number")
+                steps_per_epoch = FORM.widget("steps_per_epoch", kind="number")
+                batch_size = FORM.widget("batch_size", kind="number")
             with gr.Accordion("Optimisation, λ, data", open=False):
                 with gr.Row():
-                    optimizer = gr.Radio(["sgd", "adam"], value="sgd", label="Optimizer")
-                    lr = gr.Number(value=0.01, label="Learning rate μ₀")
-                    lr_schedule = gr.Radio(["annealed", "constant"], value="annealed", label="LR schedule",
-                                           info="annealed: μ₀/(1+10p)^0.75")
+                    optimizer = FORM.widget("optimizer", kind="radio")
+                    # no range on the box itself: a NaN is reported as "not a number", the range by the config
+                    lr = FORM.widget("lr", kind="number", minimum=None, maximum=None)
+                    lr_schedule = FORM.widget("lr_schedule", kind="radio", info="annealed: μ₀/(1+10p)^0.75")
                 with gr.Row():
-                    lambda_schedule = gr.Radio(["dann", "constant"], value="dann", label="λ schedule",
-                                               info="dann: λ·(2/(1+exp(−10p))−1)")
-                    lambda_max = gr.Number(value=1.0, label="λ (max, or the constant; the seed: 0.001)")
+                    lambda_schedule = FORM.widget("lambda_schedule", kind="radio",
+                                                  info="dann: λ·(2/(1+exp(−10p))−1)")
+                    lambda_max = FORM.widget("lambda_max", kind="number")
                 with gr.Row():
-                    augment = gr.Checkbox(value=True, label="Augment source (random affine)")
-                    augment_scale = gr.Number(value=0.15, label="± scale of the warps")
-                sees_target = gr.Checkbox(value=False, label="Source-only run also forwards target batches "
-                                                             "(BatchNorm sees both domains)")
+                    augment = FORM.widget("augment")
+                    augment_scale = FORM.widget("augment_scale", kind="number")
+                source_only_sees_target = FORM.widget("source_only_sees_target")
                 with gr.Row():
-                    source_limit = gr.Number(value=0, precision=0, label="Source images (0 = all)")
-                    target_limit = gr.Number(value=0, precision=0, label="Target images (0 = all)")
-                    eval_limit = gr.Number(value=2000, precision=0, label="Test images per epoch (0 = all)")
+                    source_limit = FORM.widget("source_limit", kind="number")
+                    target_limit = FORM.widget("target_limit", kind="number")
+                    eval_limit = FORM.widget("eval_limit", kind="number")
             with gr.Row():
                 go = gr.Button("Compare placements", variant="primary")
                 stop = gr.Button("Stop", variant="stop")
@@ -210,10 +171,10 @@ def build():
             run_folder = gr.Textbox(label="Run folder (paste an earlier DANN run to re-plot it)")
             files = export_box()
 
-    inputs = [task, officehome_path, oh_source, oh_target, backbone, weights, placements, seeds, epochs, steps,
-              batch_size, optimizer, lr, lr_schedule, lambda_schedule, lambda_max, augment, augment_scale,
-              sees_target, source_limit, target_limit, eval_limit]
-    task.change(lambda t: gr.Accordion(open=t == "officehome"), task, oh_box, api_name=False)
+    inputs = [task, officehome_path, officehome_source, officehome_target, backbone, weights, placements, seeds, epochs,
+              steps_per_epoch, batch_size, optimizer, lr, lr_schedule, lambda_schedule, lambda_max, augment,
+              augment_scale, source_only_sees_target, source_limit, target_limit, eval_limit]
+    task.change(lambda t: gr.Accordion(open=_reads_folder(t)), task, oh_box, api_name=False)
     events = [
         go.click(compare, inputs, [info, table, curve_plot, tsne_plot, run_choice, run_folder, files],
                  api_name="dann_compare"),

@@ -4,24 +4,28 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
+from lab.config import get_settings
 from lab.errors import LabError
+from lab.experiments.denoise.compare import SHIPPED
 from lab.experiments.denoise.config import DenoiseConfig, QualityConfig, SweepConfig
 from lab.experiments.denoise.quality import run_quality
 from lab.experiments.denoise.sample import run_denoise, run_step_sweep
 from lab.models.store import list_models
 from lab.runs import recorded
-from lab.ui.common import (export_box, export_files, guarded, model_dropdown, model_in, reporter, start_job,
-                            wire_stop)
+from lab.ui.common import export_box, export_files, guarded, model_dropdown, model_in, reporter, start_job, wire_stop
 from lab.ui.form import Form
 from lab.viz.export import save_figure, write_csv
 from lab.viz.plots import line_figure
 
 TAB = "denoise"
-FORMULATIONS = {"DDPM (noise prediction)": "ddpm", "Score (DSM + annealed Langevin)": "score"}
+FORMULATIONS = {"DDPM (noise prediction)": "ddpm", "Score (VE SDE: predictor–corrector / annealed Langevin)": "score",
+                "GAN (DCGAN baseline)": "gan"}
 GRID = Form(DenoiseConfig)
 SWEEP = Form(SweepConfig)
 QUALITY = Form(QualityConfig)
 FORMS = (GRID, SWEEP, QUALITY)
+SAMPLER_INPUTS = ("model", "sampler", "steps", "eta", "langevin_steps", "langevin_eps", "langevin_denoise",
+                  "corrector_steps", "snr", "num_images", "snapshots", "seed")
 
 
 def _checked_model(model) -> str:
@@ -30,11 +34,20 @@ def _checked_model(model) -> str:
     return model_in(model)
 
 
+def _is_gan(model: str) -> bool:
+    from lab.models.store import read_info, resolve_model_path
+
+    where = resolve_model_path(model)
+    return not isinstance(where, str) and read_info(where).get("kind") == "gan"
+
+
 @guarded
-def generate(model, sampler, steps, eta, langevin_steps, langevin_eps, langevin_denoise, num_images, snapshots, seed,
-             progress=gr.Progress(), request: gr.Request = None):
+def generate(model, sampler, steps, eta, langevin_steps, langevin_eps, langevin_denoise, corrector_steps, snr,
+             num_images, snapshots, seed, progress=gr.Progress(), request: gr.Request = None):
     config = GRID.config(locals(), model=_checked_model(model))
     token = start_job(TAB, request)
+    if _is_gan(config.model):
+        return _gan_grid(config, token, progress)
     with recorded("denoise", config.__dict__, command=config.to_command()) as run:
         result = run_denoise(config, progress=reporter(progress, token))
         result.save(run)
@@ -43,9 +56,26 @@ def generate(model, sampler, steps, eta, langevin_steps, langevin_eps, langevin_
     return result.grid, result.samples_grid, info, str(run.path("grid.png")), export_files(run.dir)
 
 
+def _gan_grid(config: DenoiseConfig, token, progress):
+    """A GAN has no denoising trajectory: its samples, one network call each."""
+    from lab.device import resolve_device
+    from lab.models.gan import gan_samples, load_generator
+    from lab.viz.grids import image_grid
+
+    with recorded("denoise-gan", config.__dict__) as run:
+        reporter(progress, token)(0, 1, "Generating")
+        g = load_generator(config.model, resolve_device(config.device))
+        samples = gan_samples(g, config.num_images, seed=config.seed)
+        grid = image_grid(samples, nrow=min(10, config.num_images), scale=max(1, 128 // g.config.image_size))
+        grid.save(run.add("samples.png"))
+    info = (f"{config.num_images} samples of the GAN **{config.model}** (one generator call each, z ~ N(0, I)); a "
+            f"GAN has no denoising trajectory, so the grid shows only the samples. Saved in `{run.dir}`.")
+    return None, grid, info, str(run.path("samples.png")), export_files(run.dir)
+
+
 @guarded
-def sweep(model, sampler, steps, eta, langevin_steps, langevin_eps, langevin_denoise, num_images, snapshots, seed,
-          step_counts, metric_images, progress=gr.Progress(), request: gr.Request = None):
+def sweep(model, sampler, steps, eta, langevin_steps, langevin_eps, langevin_denoise, corrector_steps, snr,
+          num_images, snapshots, seed, step_counts, metric_images, progress=gr.Progress(), request: gr.Request = None):
     config = SWEEP.config(locals(), model=_checked_model(model))
     token = start_job(TAB, request)
     with recorded("denoise-sweep", config.__dict__, command=config.to_command()) as run:
@@ -61,8 +91,8 @@ def sweep(model, sampler, steps, eta, langevin_steps, langevin_eps, langevin_den
 
 
 @guarded
-def quality(model, sampler, steps, eta, langevin_steps, langevin_eps, langevin_denoise, num_images, snapshots, seed,
-            fid_n, features, floor, progress=gr.Progress(), request: gr.Request = None):
+def quality(model, sampler, steps, eta, langevin_steps, langevin_eps, langevin_denoise, corrector_steps, snr,
+            num_images, snapshots, seed, fid_n, features, floor, progress=gr.Progress(), request: gr.Request = None):
     config = QUALITY.config(locals(), model=_checked_model(model))
     token = start_job(TAB, request)
     with recorded("denoise-quality", config.__dict__, command=config.to_command()) as run:
@@ -78,24 +108,73 @@ def quality(model, sampler, steps, eta, langevin_steps, langevin_eps, langevin_d
     return pd.DataFrame(result.rows()), text, export_files(run.dir)
 
 
+@guarded
+def compare(fid_n, features, seed, progress=gr.Progress(), request: gr.Request = None):
+    """The DDPM, the score model and the GAN at the same n, features and floor."""
+    from lab.experiments.denoise.compare import run_compare
+
+    config = QUALITY.config({"fid_n": fid_n, "features": features, "seed": seed})
+    token = start_job(TAB, request)
+    settings = {"models": list(SHIPPED), "n": config.fid_n, "features": config.features, "seed": config.seed}
+    with recorded("denoise-compare", settings) as run:
+        result = run_compare(n=config.fid_n, features=config.features, seed=config.seed,
+                             progress=reporter(progress, token))
+        write_csv(run.add("compare.csv"), result.rows)
+        run.log_metrics(**{f"fid_{r['model']}": r["fid"] for r in result.rows}, fid_floor=result.floor)
+    return pd.DataFrame(result.rows), result.verdict(), export_files(run.dir)
+
+
+def fid_curve(model):
+    """FID as the selected model trained (``--fid-every``), from its training.json; None when not recorded."""
+    from lab.models.store import read_info, resolve_model_path
+
+    try:
+        where = resolve_model_path(model_in(model)) if model else None
+    except LabError:
+        return None, ""
+    info = read_info(where) if where is not None and not isinstance(where, str) else {}
+    curve = info.get("fid_curve")
+    if not curve:
+        return None, (f"{model} was trained without FID checkpoints: train with `--fid-every K --fid-n N` to record "
+                      "the curve." if model else "")
+    how = info.get("fid_curve_settings", {})
+    fig = line_figure([c["step"] for c in curve], {"FID": [c["fid"] for c in curve]},
+                      f"FID as {model} trained (n = {how.get('n', '?')}, {how.get('sampler', '')})", "training step",
+                      f"FID ({how.get('features', 'classifier features')})")
+    return fig, (f"{len(curve)} measurements from step {curve[0]['step']} to {curve[-1]['step']}: FID "
+                 f"{curve[0]['fid']:.1f} → {curve[-1]['fid']:.1f}.")
+
+
 def _on_formulation(formulation):
+    from lab.experiments.denoise.compare import sampler_settings
+    from lab.models.store import read_info
+
     kind = FORMULATIONS[formulation]
     models = list_models(kind)
-    return (gr.Dropdown(choices=models, value=models[0] if models else None),
-            gr.Radio(value="ddim" if kind == "ddpm" else "langevin"))
+    first = models[0] if models else None
+    settings = sampler_settings(read_info(get_settings().checkpoint_dir / first)) if first else {}
+    sampler = settings.get("sampler", "ddim" if kind == "ddpm" else "pc")
+    return (gr.Dropdown(choices=models, value=first),
+            gr.Radio(value=sampler if kind != "gan" else "ddim", interactive=kind != "gan"),
+            gr.Slider(value=settings.get("steps", DenoiseConfig.steps)))
 
 
 def build() -> None:
-    gr.Markdown("Watch a diffusion model turn noise into digits. Rows are images; columns are evenly spaced "
-                "steps of the sampler, from pure noise (left) to the sample (right).")
+    gr.Markdown("Watch a generative model turn noise into digits. Rows are images; columns are evenly spaced "
+                "steps of the sampler, from pure noise (left) to the sample (right). Three formulations: a DDPM "
+                "(noise prediction), a score model (variance-exploding SDE) and, as the seed's baseline, a GAN.")
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             formulation = gr.Radio(list(FORMULATIONS), value=list(FORMULATIONS)[0], label="Formulation")
             model = GRID.add("model", model_dropdown("ddpm", value="ddpm-mnist" if "ddpm-mnist" in
                                                      list_models("ddpm") else None))
-            sampler = GRID.widget("sampler", kind="radio", info="DDPM models: ddim or ddpm; score models: langevin.")
+            sampler = GRID.widget("sampler", kind="radio",
+                                  info="DDPM models: ddim or ddpm; score models: pc (predictor–corrector) or langevin.")
             steps = GRID.widget("steps")
             eta = GRID.widget("eta")
+            with gr.Accordion("Predictor–corrector (score models)", open=False):
+                corrector_steps = GRID.widget("corrector_steps")
+                snr = GRID.widget("snr")
             with gr.Accordion("Annealed Langevin (score models)", open=False):
                 langevin_steps = GRID.widget("langevin_steps")
                 langevin_eps = GRID.widget("langevin_eps")
@@ -112,10 +191,11 @@ def build() -> None:
             info = gr.Markdown()
             download = gr.File(label="Grid as PNG (full resolution)", interactive=False)
             export = export_box()
-    inputs = [model, sampler, steps, eta, langevin_steps, langevin_eps, langevin_denoise, num_images, snapshots, seed]
+    inputs = [model, sampler, steps, eta, langevin_steps, langevin_eps, langevin_denoise, corrector_steps, snr,
+              num_images, snapshots, seed]
     SWEEP.share(GRID)
     QUALITY.share(GRID)
-    with gr.Accordion("Step-count sweep (the seed compared T = 10, 100, 1000)", open=False):
+    with gr.Accordion("Step-count sweep (the seed compared T = 10, 100, 1000 sampling steps)", open=False):
         with gr.Row():
             step_counts = SWEEP.widget("step_counts")
             metric_images = SWEEP.widget("metric_images")
@@ -132,18 +212,25 @@ def build() -> None:
                                            "its weights (online, or LAB_INCEPTION_WEIGHTS); face-api: face "
                                            "descriptors, for face models.")
             floor = QUALITY.widget("floor")
-            q_btn = gr.Button("Compute")
+        with gr.Row():
+            q_btn = gr.Button("Compute for this model")
+            compare_btn = gr.Button(f"Compare {', '.join(SHIPPED)} (same n, features and floor)")
         q_table = gr.Dataframe(label="Metrics", interactive=False)
         q_text = gr.Markdown()
         q_export = export_box()
+    with gr.Accordion("FID as the selected model trained", open=False):
+        curve_plot = gr.Plot(label="FID during training")
+        curve_text = gr.Markdown()
 
-    formulation.change(_on_formulation, formulation, [model, sampler])
+    formulation.change(_on_formulation, formulation, [model, sampler, steps])
+    model.change(fid_curve, model, [curve_plot, curve_text], api_name="denoise_fid_curve")
     events = [
         go.click(generate, inputs, [grid, samples, info, download, export], api_name="denoise_grid"),
-        sweep_btn.click(sweep, inputs + [step_counts, metric_images], [sweep_gallery, sweep_table, sweep_plot, sweep_export],
-                        api_name="denoise_sweep"),
+        sweep_btn.click(sweep, inputs + [step_counts, metric_images], [sweep_gallery, sweep_table, sweep_plot,
+                                                                       sweep_export], api_name="denoise_sweep"),
         q_btn.click(quality, inputs + [fid_n, features, floor], [q_table, q_text, q_export],
                     api_name="denoise_quality"),
+        compare_btn.click(compare, [fid_n, features, seed], [q_table, q_text, q_export], api_name="denoise_compare"),
     ]
     wire_stop(stop, TAB)
     return events

@@ -4,16 +4,40 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from lab.data import STYLES
 from lab.errors import LabError
-from lab.experiments.discovery import (TARGETS, DiscoveryConfig, DiscoverySettings, FinetuneSettings, parse_t0s,
-                                       run_discover, run_finetune, run_reconstruct, run_stats)
+from lab.experiments.discovery.baseline import run_finetune
+from lab.experiments.discovery.config import (
+    BaselineSettings,
+    DiscoveryConfig,
+    DiscoverySettings,
+    ReconstructSettings,
+    parse_t0s,
+)
+from lab.experiments.discovery.discover import run_discover
+from lab.experiments.discovery.reconstruct import run_reconstruct
+from lab.experiments.discovery.stats import run_stats
 from lab.models.store import list_models
 from lab.runs import recorded
-from lab.ui.common import (export_box, export_files, float_in, folder_in, guarded, int_in, model_dropdown, model_in,
-                            notify, reporter, start_job, wire_stop)
+from lab.ui.common import (
+    export_box,
+    export_files,
+    folder_in,
+    guarded,
+    model_dropdown,
+    model_in,
+    notify,
+    reporter,
+    start_job,
+    wire_stop,
+)
+from lab.ui.form import Form
 
 TAB = "discovery"
+STATS = Form(DiscoveryConfig)
+RECONSTRUCT = Form(ReconstructSettings)
+DISCOVER = Form(DiscoverySettings)
+BASELINE = Form(BaselineSettings)
+FORMS = (STATS, RECONSTRUCT, DISCOVER, BASELINE)
 INTRO = """Can a diffusion model trained on one domain (MNIST digits) produce images of a domain it never saw
 (Fashion-MNIST, USPS, faces, your own folder) **without being tuned**? After Zhu et al., *Discovery and Expansion
 of New Domains within Diffusion Models*:
@@ -31,19 +55,16 @@ target images with the same n, next to the real-vs-real floor; the *copy fractio
 few-shot image is closer than half the typical real-to-few-shot distance."""
 
 
-def _config(model, target, style, path, shots, in_domain, t0, steps, classifier, seed) -> DiscoveryConfig:
+def _checked(model, target, target_path, classifier) -> dict:
+    """The shared settings that name models and folders, checked against the allowed folders."""
     if not model:
         raise LabError("Choose a diffusion model first (a DDPM such as ddpm-mnist, or a model folder).")
-    if target not in TARGETS:
-        raise LabError(f"Unknown unseen domain {target!r}: choose one of {', '.join(TARGETS)}.")
-    return DiscoveryConfig(model=model_in(model), target=str(target), target_style=str(style or "plain"),
-                           target_path=(folder_in(path, "The unseen-domain folder") if target == "folder"
-                                        else str(path or "").strip() or None),
-                           shots=int_in(shots, "Few-shot images", 2, 5000), in_domain=str(in_domain or "auto"),
-                           t0=int_in(t0, "t0", 1, 999), steps=int_in(steps, "Inversion steps", 1, 999),
-                           classifier=(str(classifier or "auto") if str(classifier or "auto") in ("auto", "none")
-                                       else model_in(classifier, "Feature classifier")),
-                           seed=int_in(seed, "Seed", 0, 2**31 - 1))
+    target = STATS.value("target", target)
+    classifier = str(classifier or "auto")
+    return dict(model=model_in(model), target=target,
+                target_path=(folder_in(target_path, "The unseen-domain folder") if target == "folder"
+                             else str(target_path or "").strip() or None),
+                classifier=classifier if classifier in ("auto", "none") else model_in(classifier, "Feature classifier"))
 
 
 def _uploads(config: DiscoveryConfig, upload):
@@ -58,15 +79,13 @@ def _notes(notes: list[str]) -> str:
 
 
 @guarded
-def reconstruct(model, target, style, path, upload, shots, in_domain, t0, steps, classifier, seed, t0s, n_images,
-                progress=gr.Progress(), request: gr.Request = None):
-    config = _config(model, target, style, path, shots, in_domain, t0, steps, classifier, seed)
-    values = parse_t0s(t0s)
-    n = int_in(n_images, "Images to reconstruct", 1, 256)
+def reconstruct(model, target, target_style, target_path, upload, shots, in_domain, t0, steps, classifier, seed, t0s,
+                n_images, progress=gr.Progress(), request: gr.Request = None):
+    config = RECONSTRUCT.config(locals(), **_checked(model, target, target_path, classifier), t0s=parse_t0s(t0s))
     token = start_job(TAB, request)
-    with recorded("discovery-reconstruct", {**config.__dict__, "t0s": values, "n_images": n},
-                  command=_command("reconstruct", config, f"--t0s {','.join(map(str, values))} --n {n}")) as run:
-        result = run_reconstruct(config, values, n, files=_uploads(config, upload), progress=reporter(progress, token))
+    with recorded("discovery-reconstruct", config.__dict__, command=config.to_command()) as run:
+        result = run_reconstruct(config, config.t0s, config.n_images, files=_uploads(config, upload),
+                                 progress=reporter(progress, token))
         result.save(run)
     best = {r["domain"]: r for r in result.rows}
     text = ("PSNR (dB) of x → DDIM inversion to x_t0 → DDIM generation, mean over the images: "
@@ -77,48 +96,37 @@ def reconstruct(model, target, style, path, upload, shots, in_domain, t0, steps,
 
 
 @guarded
-def stats(model, target, style, path, upload, shots, in_domain, t0, steps, classifier, seed,
+def stats(model, target, target_style, target_path, upload, shots, in_domain, t0, steps, classifier, seed,
           progress=gr.Progress(), request: gr.Request = None):
-    config = _config(model, target, style, path, shots, in_domain, t0, steps, classifier, seed)
+    config = STATS.config(locals(), **_checked(model, target, target_path, classifier))
     token = start_job(TAB, request)
-    with recorded("discovery-stats", config.__dict__, command=_command("stats", config)) as run:
+    with recorded("discovery-stats", config.__dict__, command=config.to_command()) as run:
         result = run_stats(config, files=_uploads(config, upload), progress=reporter(progress, token))
         result.save(run)
-    parts = [f"**{name}**: linear-SVM accuracy {s['accuracy']:.1%} ± {s['std']:.1%} (5-fold, n = {s['n_per_set']} "
-             "per set; 50 % = not separable)" for name, s in result.separability.items() if s]
+    parts = [f"**{name}**: domain-classifier accuracy {s['accuracy']:.1%} ± {s['std']:.1%} (logistic regression, "
+             f"{s['folds']}-fold, n = {s['n_per_set']} per set; 50 % = not separable; PAD {s['pad']:.2f})"
+             for name, s in result.separability.items() if s]
     text = ("Separability of the inverted latents — " + "; ".join(parts) + "." if parts else "") \
         + f" Saved in `{run.dir}`." + _notes(result.notes)
     files = export_files(run.dir, {"latent_norms": result.norm_figure, "latent_angles": result.angle_figure})
     return result.norm_figure, result.angle_figure, pd.DataFrame(result.rows), text, files
 
 
-def _tolerance(use: bool, value, name: str, high: float):
-    return float_in(value, name, 0.0, high) if use else None
-
-
 @guarded
-def discover(model, target, style, path, upload, shots, in_domain, t0, steps, classifier, seed, method, count,
-             use_norm, norm_tol, use_origin, origin_tol, use_pair, pair_tol, margin, mix_count, budget, metrics,
-             progress=gr.Progress(), request: gr.Request = None):
-    config = _config(model, target, style, path, shots, in_domain, t0, steps, classifier, seed)
-    settings = DiscoverySettings(
-        method=str(method), count=int_in(count, "New samples", 1, 2000),
-        norm_tolerance=_tolerance(use_norm, norm_tol, "Norm tolerance (%)", 100.0),
-        origin_tolerance=_tolerance(use_origin, origin_tol, "Origin-angle tolerance (°)", 90.0),
-        pair_tolerance=_tolerance(use_pair, pair_tol, "Pair-angle tolerance (°)", 90.0),
-        t_margin=float_in(margin, "Slerp margin", 0.0, 0.49), mix_count=int_in(mix_count, "Latents per mix", 2, 50),
-        max_candidates=int_in(budget, "Candidate budget", 1, 1_000_000), metrics=bool(metrics))
-    if settings.norm_tolerance is not None:
-        settings.norm_tolerance /= 100.0
+def discover(model, target, target_style, target_path, upload, shots, in_domain, t0, steps, classifier, seed, method,
+             count, use_norm, norm_tol, use_origin, origin_tol, use_pair, pair_tol, t_margin, mix_count,
+             max_candidates, metrics, progress=gr.Progress(), request: gr.Request = None):
+    unchecked = {name: None for name, use in (("norm_tol", use_norm), ("origin_tol", use_origin),
+                                              ("pair_tol", use_pair)) if not use}
+    config = DISCOVER.config(locals(), **_checked(model, target, target_path, classifier), **unchecked)
     token = start_job(TAB, request)
-    with recorded("discovery", {**config.__dict__, **settings.__dict__},
-                  command=_command("discover", config, _discover_flags(settings))) as run:
-        result = run_discover(config, settings, files=_uploads(config, upload), progress=reporter(progress, token))
+    with recorded("discovery", config.__dict__, command=config.to_command()) as run:
+        result = run_discover(config, files=_uploads(config, upload), progress=reporter(progress, token))
         result.save(run)
     s = result.summary()
     fid = result.metrics.get("fid") if result.metrics else None
     floor = result.metrics.get("floor") if result.metrics else None
-    text = (f"**{result.accepted}** of {result.proposed} {settings.method} proposals passed "
+    text = (f"**{result.accepted}** of {result.proposed} {config.method} proposals passed "
             f"({result.acceptance:.1%}): {result.thresholds.describe()} — centred on the inverted set's own "
             f"means (‖z‖ {s['targets']['norm']:.2f}, origin angle {s['targets']['origin_angle']:.2f}°, pair angle "
             f"{s['targets']['pair_angle']:.2f}°). Generated from t0 = {result.t0_used} in "
@@ -131,81 +139,73 @@ def discover(model, target, style, path, upload, shots, in_domain, t0, steps, cl
     return result.grid, result.pairs_grid, pd.DataFrame(result.rows()), result.figure, text, files
 
 
-def _discover_flags(s: DiscoverySettings) -> str:
-    def tol(flag, v, scale=1.0):
-        return f"{flag} {v * scale:g}" if v is not None else f"{flag} off"
-    return (f"--method {s.method} --count {s.count} {tol('--norm-tol', s.norm_tolerance, 100)} "
-            f"{tol('--origin-tol', s.origin_tolerance)} {tol('--pair-tol', s.pair_tolerance)} "
-            f"--margin {s.t_margin} --mix-count {s.mix_count} --budget {s.max_candidates}")
-
-
 @guarded
-def finetune(model, target, style, path, upload, shots, in_domain, t0, steps, classifier, seed, train_steps, lr,
-             batch_size, count, metrics, save, progress=gr.Progress(), request: gr.Request = None):
-    config = _config(model, target, style, path, shots, in_domain, t0, steps, classifier, seed)
-    settings = FinetuneSettings(train_steps=int_in(train_steps, "Fine-tuning steps", 1, 20_000),
-                                lr=float_in(lr, "Learning rate", 1e-7, 0.1),
-                                batch_size=int_in(batch_size, "Batch size", 1, 1024),
-                                count=int_in(count, "Samples", 1, 2000), metrics=bool(metrics), save=bool(save))
+def finetune(model, target, target_style, target_path, upload, shots, in_domain, t0, steps, classifier, seed,
+             train_steps, lr, train_batch, count, metrics, save, progress=gr.Progress(), request: gr.Request = None):
+    config = BASELINE.config(locals(), **_checked(model, target, target_path, classifier))
     token = start_job(TAB, request)
-    flags = (f"--train-steps {settings.train_steps} --lr {settings.lr} --train-batch {settings.batch_size} "
-             f"--count {settings.count}" + (" --save" if settings.save else ""))
-    with recorded("discovery-finetune", {**config.__dict__, **settings.__dict__},
-                  command=_command("finetune", config, flags)) as run:
-        result = run_finetune(config, settings, files=_uploads(config, upload), progress=reporter(progress, token))
-        if settings.save:
+    with recorded("discovery-finetune", config.__dict__, command=config.to_command()) as run:
+        result = run_finetune(config, files=_uploads(config, upload), progress=reporter(progress, token))
+        if config.save:
             result.info["command"] = run.command
-        result.save(run, keep_model=settings.save)
+        result.save(run, keep_model=config.save)
     fid = result.metrics.get("fid") if result.metrics else None
     floor = result.metrics.get("floor") if result.metrics else None
-    text = (f"Fine-tuned a copy for {settings.train_steps} steps (batch {min(settings.batch_size, config.shots)}, "
-            f"lr {settings.lr:g}) in **{result.train_seconds:.1f} s**; sampled {settings.count} images with "
+    text = (f"Fine-tuned a copy for {config.train_steps} steps (batch {min(config.train_batch, config.shots)}, "
+            f"lr {config.lr:g}) in **{result.train_seconds:.1f} s**; sampled {config.count} images with "
             f"{config.steps} DDIM steps in {result.sample_seconds:.1f} s."
             + (f" **{fid['label']}** {fid['fid']:.2f} (n = {fid['n']}; floor "
                f"{floor['fid'] if floor else float('nan'):.2f})." if fid else "")
             + (f" Copy fraction {result.metrics['copies']['nn_copy_fraction']:.1%}." if result.metrics else "")
-            + (f" The fine-tuned model is in `{run.path('model')}`." if settings.save else "")
+            + (f" The fine-tuned model is in `{run.path('model')}`." if config.save else "")
             + f" Saved in `{run.dir}`." + _notes(result.notes))
     files = export_files(run.dir, {"finetune_loss": result.loss_figure})
     return result.grid, result.pairs_grid, pd.DataFrame(result.rows()), result.loss_figure, text, files
 
 
-def _command(action: str, config: DiscoveryConfig, extra: str = "") -> str:
-    where = (f" --target-path {config.target_path}" if config.target == "folder" else "")
-    return (f"python -m lab discovery {action} --model {config.model} --target {config.target}{where} "
-            f"--style {config.target_style} --shots {config.shots} --in-domain {config.in_domain} --t0 {config.t0} "
-            f"--steps {config.steps} --classifier {config.classifier} --seed {config.seed} {extra}").strip()
+def _shared_widgets() -> list:
+    """The settings every action shares (the left column), in handler order with the upload box."""
+    default = STATS.spec("model").default
+    model = STATS.add("model", model_dropdown("ddpm", value=default if default in list_models("ddpm") else None,
+                                              label=STATS.spec("model").label))
+    target = STATS.widget("target", label="Unseen domain",
+                          info="A dataset, a folder on the server, or your own uploaded images.")
+    target_style = STATS.widget("target_style", info="e.g. mnist + negative: an unseen domain made from the "
+                                                     "training data.")
+    target_path = STATS.widget("target_path", placeholder="/path/to/images", info=None)
+    upload = gr.File(label="Upload images (unseen domain = upload)", file_count="multiple", file_types=["image"],
+                     type="filepath")
+    shots = STATS.widget("shots", info=None)
+    in_domain = STATS.widget("in_domain", info="auto: the model's own training data.")
+    t0 = STATS.widget("t0", info=None)
+    steps = STATS.widget("steps", label="DDIM steps between 0 and t0 (n_inv_step)", info=None)
+    spec = STATS.spec("classifier")
+    classifier = STATS.add("classifier", gr.Dropdown(
+        ["auto", "none"] + list_models("classifier"), value=spec.default, label=spec.label, allow_custom_value=True,
+        info="auto: classifier-fashion for Fashion-MNIST, classifier-mnist for digits."))
+    seed = STATS.widget("seed", kind="number", info=None)
+    upload.upload(lambda: gr.Dropdown(value="upload"), None, target)
+    for form in FORMS[1:]:
+        form.share(STATS)
+    return [model, target, target_style, target_path, upload, shots, in_domain, t0, steps, classifier, seed]
+
+
+def _tolerance(name: str, check_label: str, label: str) -> list:
+    """A check's on/off box and its tolerance (off: the setting is none)."""
+    use = gr.Checkbox(value=DISCOVER.spec(name).default is not None, label=check_label)
+    return [use, DISCOVER.widget(name, kind="number", label=label, info=None)]
 
 
 def build():
     gr.Markdown(INTRO)
-    classifiers = ["auto", "none"] + list_models("classifier")
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
-            model = model_dropdown("ddpm", value="ddpm-mnist" if "ddpm-mnist" in list_models("ddpm") else None,
-                                   label="Frozen diffusion model (DDPM)")
-            target = gr.Dropdown(TARGETS, value="fashion", label="Unseen domain",
-                                 info="A dataset, a folder on the server, or your own uploaded images.")
-            style = gr.Dropdown(STYLES, value="plain", label="Style applied to the dataset",
-                                info="e.g. mnist + negative: an unseen domain made from the training data.")
-            path = gr.Textbox(label="Server folder (unseen domain = folder)", placeholder="/path/to/images")
-            upload = gr.File(label="Upload images (unseen domain = upload)", file_count="multiple",
-                             file_types=["image"], type="filepath")
-            shots = gr.Slider(2, 1000, value=100, step=1, label="Few-shot target images")
-            in_domain = gr.Dropdown(["auto", "none", "mnist", "usps", "digits", "fashion", "utkface"], value="auto",
-                                    label="In-domain data (contrast)", info="auto: the model's own training data.")
-            t0 = gr.Slider(1, 999, value=900, step=1, label="Inversion depth t0")
-            steps = gr.Slider(1, 200, value=50, step=1, label="DDIM steps between 0 and t0 (n_inv_step)")
-            classifier = gr.Dropdown(classifiers, value="auto", label="Feature classifier (FID, diversity)",
-                                     allow_custom_value=True,
-                                     info="auto: classifier-fashion for Fashion-MNIST, classifier-mnist for digits.")
-            seed = gr.Number(value=0, precision=0, label="Seed")
+            common = _shared_widgets()
             stop = gr.Button("Stop", variant="stop")
         with gr.Column(scale=2):
             with gr.Tab("1 · Unseen reconstruction"):
                 with gr.Row():
-                    t0s = gr.Textbox(value="300, 600, 900", label="t0 values")
-                    n_images = gr.Slider(1, 64, value=10, step=1, label="Images per domain")
+                    rec_inputs = [RECONSTRUCT.widget("t0s", info=None), RECONSTRUCT.widget("n_images", info=None)]
                     rec_btn = gr.Button("Reconstruct", variant="primary")
                 rec_gallery = gr.Gallery(label="Per t0: originals / reconstructions (unseen, then in-domain)",
                                          columns=1, height="auto", format="png")
@@ -223,22 +223,17 @@ def build():
                 stats_files = export_box()
             with gr.Tab("3 · Latent discovery"):
                 with gr.Row():
-                    method = gr.Radio(["slerp", "mix", "gaussian"], value="slerp", label="New latents by",
-                                      info="slerp of two inverted latents; a norm-preserving mix of several; "
-                                           "a Gaussian fit N(μ, σ²I)")
-                    count = gr.Slider(1, 1000, value=64, step=1, label="New samples")
+                    disc_inputs = [DISCOVER.widget("method", kind="radio", label="New latents by",
+                                                   info="slerp of two inverted latents; a norm-preserving mix of "
+                                                        "several; a Gaussian fit N(μ, σ²I)"),
+                                   DISCOVER.widget("count", label="New samples", info=None)]
                 with gr.Row():
-                    use_norm = gr.Checkbox(value=True, label="Check ‖z‖")
-                    norm_tol = gr.Number(value=2.0, label="± % of the inverted set's mean norm")
-                    use_origin = gr.Checkbox(value=True, label="Check the angle at the origin")
-                    origin_tol = gr.Number(value=2.0, label="± degrees")
-                    use_pair = gr.Checkbox(value=True, label="Check the pair angle")
-                    pair_tol = gr.Number(value=2.0, label="± degrees")
+                    disc_inputs += (_tolerance("norm_tol", "Check ‖z‖", "± % of the inverted set's mean norm")
+                                    + _tolerance("origin_tol", "Check the angle at the origin", "± degrees")
+                                    + _tolerance("pair_tol", "Check the pair angle", "± degrees"))
                 with gr.Row():
-                    margin = gr.Slider(0.0, 0.49, value=0.2, step=0.01, label="Slerp t ∈ [m, 1 − m]")
-                    mix_count = gr.Slider(2, 10, value=3, step=1, label="Latents per mix")
-                    budget = gr.Number(value=20000, precision=0, label="Candidate budget")
-                    disc_metrics = gr.Checkbox(value=True, label="FID, diversity, copies")
+                    disc_inputs += [DISCOVER.widget("t_margin", info=None), DISCOVER.widget("mix_count", info=None),
+                                    DISCOVER.widget("max_candidates", info=None), DISCOVER.widget("metrics")]
                 disc_btn = gr.Button("Discover", variant="primary")
                 disc_text = gr.Markdown()
                 disc_grid = gr.Image(label="Discovered samples", type="pil", format="png", interactive=False)
@@ -249,12 +244,11 @@ def build():
                 disc_files = export_box()
             with gr.Tab("4 · Tuning baseline"):
                 with gr.Row():
-                    train_steps = gr.Number(value=300, precision=0, label="Fine-tuning steps")
-                    lr = gr.Number(value=1e-4, label="Learning rate")
-                    batch_size = gr.Number(value=32, precision=0, label="Batch size")
-                    ft_count = gr.Slider(1, 1000, value=64, step=1, label="Samples")
-                    ft_metrics = gr.Checkbox(value=True, label="FID, diversity, copies")
-                    save = gr.Checkbox(value=False, label="Keep the fine-tuned model")
+                    ft_inputs = [BASELINE.widget("train_steps", kind="number", info=None),
+                                 BASELINE.widget("lr", kind="number", info=None),
+                                 BASELINE.widget("train_batch", kind="number", info=None),
+                                 BASELINE.widget("count", info=None), BASELINE.widget("metrics"),
+                                 BASELINE.widget("save")]
                 ft_btn = gr.Button("Fine-tune and sample", variant="primary")
                 ft_text = gr.Markdown()
                 ft_grid = gr.Image(label="Samples of the fine-tuned model", type="pil", format="png",
@@ -265,19 +259,15 @@ def build():
                 ft_plot = gr.Plot(label="Fine-tuning loss")
                 ft_files = export_box()
 
-    common = [model, target, style, path, upload, shots, in_domain, t0, steps, classifier, seed]
-    upload.upload(lambda: gr.Dropdown(value="upload"), None, target)
     events = [
-        rec_btn.click(reconstruct, common + [t0s, n_images], [rec_gallery, rec_table, rec_plot, rec_text, rec_files],
+        rec_btn.click(reconstruct, common + rec_inputs, [rec_gallery, rec_table, rec_plot, rec_text, rec_files],
                       api_name="discovery_reconstruct"),
         stats_btn.click(stats, common, [norm_plot, angle_plot, stats_table, stats_text, stats_files],
                         api_name="discovery_stats"),
-        disc_btn.click(discover, common + [method, count, use_norm, norm_tol, use_origin, origin_tol, use_pair, pair_tol,
-                                           margin, mix_count, budget, disc_metrics],
-                       [disc_grid, disc_pairs, disc_table, disc_plot, disc_text, disc_files],
-                       api_name="discovery_discover"),
-        ft_btn.click(finetune, common + [train_steps, lr, batch_size, ft_count, ft_metrics, save],
-                     [ft_grid, ft_pairs, ft_table, ft_plot, ft_text, ft_files], api_name="discovery_finetune"),
+        disc_btn.click(discover, common + disc_inputs, [disc_grid, disc_pairs, disc_table, disc_plot, disc_text,
+                                                        disc_files], api_name="discovery_discover"),
+        ft_btn.click(finetune, common + ft_inputs, [ft_grid, ft_pairs, ft_table, ft_plot, ft_text, ft_files],
+                     api_name="discovery_finetune"),
     ]
     wire_stop(stop, TAB)
     return events

@@ -21,6 +21,18 @@ from lab.params import Spec, spec, specs
 SLIDER_MAX_SPAN = 100_000   # wider ranges get a number box
 
 
+def _words(text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"\w+", text.lower())) - {"the", "a", "an", "of", "per"}
+
+
+def _redundant(help_text: str, label: str) -> bool:
+    """Whether the help would only repeat the label (then the widget shows no info line)."""
+    h, l = _words(help_text), _words(label)
+    return l <= h and len(h - l) <= 2 or h <= l
+
+
 class Form:
     def __init__(self, cls, fixed: Mapping | None = None):
         self.cls = cls
@@ -52,9 +64,11 @@ class Form:
         s = self.spec(name)
         p = s.param
         common = dict(label=s.label, info=p.help[:1].upper() + p.help[1:])
+        if _redundant(p.help, overrides.get("label", s.label)):
+            common.pop("info")
         choices = s.choices
         if s.base is bool:
-            common.pop("info")
+            common.pop("info", None)
             return gr.Checkbox(**{"value": s.default, **common, **overrides})
         if s.is_list:
             if choices is not None:

@@ -7,16 +7,29 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from lab.commands.ssda import command_for
 from lab.config import get_settings
 from lab.errors import LabError
-from lab.experiments.edit import saved_edit_models as editor_models
-from lab.experiments.ssda import CONDITIONS, TASKS, SSDAConfig, SSDAResult, load_result, run_ssda
-from lab.experiments.ssda_editor import EDITOR_RECIPE, finetune_editor
+from lab.experiments.edit.config import NAME
+from lab.experiments.edit.saved import saved_edit_models as editor_models
+from lab.experiments.ssda.config import CONDITIONS, TASKS, SSDAConfig
+from lab.experiments.ssda.editor import EDITOR_RECIPE, finetune_editor
+from lab.experiments.ssda.result import SSDAResult, load_result
+from lab.experiments.ssda.run import run_ssda
 from lab.models.store import read_info, resolve_model_path
 from lab.runs import recorded
-from lab.ui.common import (export_box, export_files, float_in, folder_in, guarded, int_in, model_in, reporter,
-                            run_folder, start_job, wire_stop)
+from lab.ui.common import (
+    export_box,
+    export_files,
+    folder_in,
+    guarded,
+    int_in,
+    model_in,
+    reporter,
+    run_folder,
+    start_job,
+    wire_stop,
+)
+from lab.ui.form import Form
 from lab.viz.export import STATIC_EXPORT_NOTE, static_export_available
 
 TAB = "ssda"
@@ -29,6 +42,11 @@ target images (the oracle) and **(d)** (a) + (b), and tested on the source and t
 epoch; mean ± std over seeds. Translations are cached on disk, so a rerun does not redo them."""
 TASK_CHOICES = [(spec.label, key) for key, spec in TASKS.items()]
 CONDITION_CHOICES = [(label, key) for key, label in CONDITIONS.items()]
+FORM = Form(SSDAConfig)
+FORMS = (FORM,)
+# widgets that open at the chosen task's values (the declared defaults are "the task's"): made from the same
+# declaration, but not part of FORM, whose widgets open at the declared defaults
+BY_TASK = Form(SSDAConfig)
 
 
 def _seeds(text) -> list[int]:
@@ -41,19 +59,11 @@ def _seeds(text) -> list[int]:
     return seeds
 
 
-def _config(task, editor, target_path, n_labelled, n_test, conditions, seeds, epochs, batch_size, lr) -> SSDAConfig:
-    if task not in TASKS:
-        raise LabError(f"Choose a task from the list, not {task!r}.")
+def _config(task, editor, target_path, values) -> SSDAConfig:
     editor = model_in(editor, "DiffusionCLIP model") if str(editor or "").strip() else ""
     target_path = folder_in(target_path, "The target folder") if task == "folder" else str(target_path or "").strip()
-    config = SSDAConfig(task=task, editor=editor, target_path=target_path or None,
-                        n_labelled=int_in(n_labelled, "n′ (labelled source images)", 2, 60000),
-                        n_test=int_in(n_test, "Test images per domain", 1, 100000),
-                        conditions=list(conditions or []), seeds=_seeds(seeds),
-                        epochs=int_in(epochs, "Epochs", 1, 200), batch_size=int_in(batch_size, "Batch size", 1, 4096),
-                        lr=float_in(lr, "Learning rate", 1e-6, 0.5))
-    config.validate()
-    return config
+    return FORM.config(values, editor=editor, target_path=target_path or None,
+                       seeds=_seeds(values["seeds"])).validate()
 
 
 def editor_info(editor) -> str:
@@ -94,7 +104,7 @@ def _info(result: SSDAResult, run_dir: Path) -> str:
         lines.append(f"Gain on the target test set, (b) − (a) at the last epoch: **{gain:+.2f} points**.")
     if not static_export_available():
         lines.append(STATIC_EXPORT_NOTE)
-    lines.append(f"Saved in `{run_dir}`; repeat with `{command_for(result.config)}`.")
+    lines.append(f"Saved in `{run_dir}`; repeat with `{result.config.resolved().to_command()}`.")
     return "\n\n".join(lines)
 
 
@@ -107,9 +117,10 @@ def _outputs(result: SSDAResult, run_dir: Path):
 @guarded
 def adapt(task, editor, target_path, n_labelled, n_test, conditions, seeds, epochs, batch_size, lr,
           progress=gr.Progress(), request: gr.Request = None):
-    config = _config(task, editor, target_path, n_labelled, n_test, conditions, seeds, epochs, batch_size, lr)
+    config = _config(task, editor, target_path, locals())
     token = start_job(TAB, request)
-    with recorded("ssda", asdict(config.resolved()), command=command_for(config)) as run:
+    resolved = config.resolved()
+    with recorded("ssda", asdict(resolved), command=resolved.to_command()) as run:
         result = run_ssda(config, progress=reporter(progress, token), record=run)
         result.save(run)
     return _outputs(result, run.dir)
@@ -117,8 +128,6 @@ def adapt(task, editor, target_path, n_labelled, n_test, conditions, seeds, epoc
 
 @guarded
 def fine_tune(task, name, iterations, progress=gr.Progress(), request: gr.Request = None):
-    from lab.experiments.edit import NAME
-
     name = str(name or "").strip()
     if not NAME.match(name):
         raise LabError(f"{name!r} is not a usable model name: letters, digits, '-', '_' and '.', up to 64 characters.")
@@ -140,9 +149,9 @@ def build():
     first = TASKS["mnist-sketch"]
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
-            task = gr.Dropdown(TASK_CHOICES, value="mnist-sketch", label="Task (source → target)")
+            task = FORM.widget("task", choices=TASK_CHOICES, info=None)
             editor = gr.Dropdown(editors, value=first.editor if first.editor in editors else None,
-                                 allow_custom_value=True, label="DiffusionCLIP model (translates source → target)",
+                                 allow_custom_value=True, label=FORM.spec("editor").label,
                                  info="Saved by the editing tab ('Save the fine-tuned model as'), or a folder.")
             about = gr.Markdown(editor_info(first.editor if first.editor in editors else None))
             with gr.Accordion("No model for this task? Fine-tune one here (the editing tab's engine)", open=False):
@@ -155,18 +164,17 @@ def build():
                     new_iterations = gr.Number(value=EDITOR_RECIPE["iterations"], precision=0, label="Iterations",
                                                minimum=1, maximum=200)
                 tune = gr.Button("Fine-tune and save")
-            target_path = gr.Textbox(label="Target test images: a folder with one subfolder per class (0 … 9)",
-                                     visible=False)
+            target_path = FORM.widget("target_path", visible=False, info=None)
             with gr.Row():
-                n_labelled = gr.Number(value=first.n_labelled, precision=0, label="n′ labelled source images",
-                                       minimum=2, maximum=60000)
-                n_test = gr.Number(value=1000, precision=0, label="Test images per domain", minimum=1)
-            conditions = gr.CheckboxGroup(CONDITION_CHOICES, value=list(CONDITIONS), label="Train the CNN on")
-            seeds = gr.Textbox(value="0,1,2", label="Seeds (mean ± std over them)")
+                n_labelled = BY_TASK.widget("n_labelled", value=first.n_labelled, label="n′ labelled source images",
+                                            info=None)
+                n_test = BY_TASK.widget("n_test", value=first.n_test, label="Test images per domain", info=None)
+            conditions = FORM.widget("conditions", choices=CONDITION_CHOICES, label="Train the CNN on", info=None)
+            seeds = FORM.widget("seeds", info=None)
             with gr.Row():
-                epochs = gr.Number(value=10, precision=0, label="Epochs", minimum=1, maximum=200)
-                batch_size = gr.Number(value=64, precision=0, label="Batch size", minimum=1, maximum=4096)
-                lr = gr.Number(value=1e-3, label="Learning rate (Adam)")
+                epochs = FORM.widget("epochs", kind="number", label="Epochs", info=None)
+                batch_size = FORM.widget("batch_size", kind="number", label="Batch size", info=None)
+                lr = FORM.widget("lr", kind="number", label="Learning rate", info="Adam")
             with gr.Row():
                 go = gr.Button("Translate and compare", variant="primary")
                 stop = gr.Button("Stop", variant="stop")

@@ -32,13 +32,69 @@ def trajectory_grid(snapshots: list[torch.Tensor], scale: int = 1) -> Image.Imag
     return image_grid(stacked.flatten(0, 1), nrow=k, scale=scale)
 
 
-def label_columns(grid: Image.Image, labels: list[str], cell: int, padding: int = 2, height: int = 14) -> Image.Image:
-    """Add a header row of column labels (e.g. timesteps) above a grid."""
+def _font(size: int):
+    return ImageFont.load_default(size=size)
+
+
+def _width(font, text: str) -> float:
+    return font.getlength(text)
+
+
+def _wrap(text: str, font, width: float) -> list[str] | None:
+    """``text`` broken at spaces into lines no wider than ``width``; None when a single word is wider."""
+    lines, line = [], ""
+    for word in text.split():
+        trial = f"{line} {word}".strip()
+        if _width(font, trial) <= width:
+            line = trial
+        elif _width(font, word) <= width:
+            lines.append(line)
+            line = word
+        else:
+            return None
+    return lines + [line] if line else lines
+
+
+def label_columns(grid: Image.Image, labels: list[str], cell: int, padding: int = 2, max_size: int = 14,
+                  min_size: int = 9) -> Image.Image:
+    """A header of column labels above a grid whose columns are ``cell`` px wide (plus ``padding``), laid out from
+    the measured text widths so no two labels ever overlap: one line at the largest font size that fits every
+    label; else labels wrapped at spaces; else each label turned 90° in its own column."""
+    room = cell - 2
+    out_labels = [str(t) for t in labels]
+    for size in range(max_size, min_size - 1, -1):
+        font = _font(size)
+        if all(_width(font, t) <= room for t in out_labels):
+            return _header(grid, [[t] for t in out_labels], font, size, cell, padding)
+    font = _font(min_size)
+    wrapped = [_wrap(t, font, room) for t in out_labels]
+    if all(w is not None for w in wrapped) and max(len(w) for w in wrapped) <= 3:
+        return _header(grid, wrapped, font, min_size, cell, padding)
+    return _rotated_header(grid, out_labels, font, min_size, cell, padding)
+
+
+def _header(grid: Image.Image, lines: list[list[str]], font, size: int, cell: int, padding: int) -> Image.Image:
+    line_h = size + 3
+    height = line_h * max(len(block) for block in lines) + 4
     out = Image.new("RGB", (grid.width, grid.height + height), "white")
     out.paste(grid.convert("RGB"), (0, height))
     draw = ImageDraw.Draw(out)
-    font = ImageFont.load_default(size=max(8, min(12, cell // 5)))
+    for i, block in enumerate(lines):
+        left = padding + i * (cell + padding)
+        for j, text in enumerate(block):
+            x = left + (cell - _width(font, text)) / 2
+            draw.text((x, 2 + j * line_h), text, fill="black", font=font)
+    return out
+
+
+def _rotated_header(grid: Image.Image, labels: list[str], font, size: int, cell: int, padding: int) -> Image.Image:
+    height = int(max(_width(font, t) for t in labels)) + 6
+    out = Image.new("RGB", (grid.width, grid.height + height), "white")
+    out.paste(grid.convert("RGB"), (0, height))
     for i, text in enumerate(labels):
-        x = padding + i * (cell + padding)
-        draw.text((x + 1, 1), text, fill="black", font=font)
+        strip = Image.new("RGB", (height, size + 4), "white")
+        ImageDraw.Draw(strip).text((2, 1), text, fill="black", font=font)
+        strip = strip.rotate(90, expand=True)
+        left = padding + i * (cell + padding) + (cell - strip.width) // 2
+        out.paste(strip, (max(0, left), 0))
     return out

@@ -5,11 +5,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from lab.errors import LabError
+from lab.metrics import FEATURE_NETWORKS
 from lab.params import Params, param
 
-SAMPLERS = {"ddpm": ["ddpm", "ddim"], "score": ["langevin"]}
+SAMPLERS = {"ddpm": ["ddim", "ddpm"], "score": ["pc", "langevin"]}
 MAX_IMAGES = 10_000
-FEATURE_NETWORKS = ("classifier", "inception", "face-api")   # lab.metrics.fid's feature networks
 
 
 @dataclass
@@ -17,9 +17,11 @@ class DenoiseConfig(Params):
     COMMAND: ClassVar[str] = "sample"
     model: str = param("ddpm-mnist", "a shipped model's name, a model folder or (online) a Hub id", label="Model",
                        always=True)
-    sampler: str = param("ddim", "ddim or ddpm for DDPM models, langevin for score models (CLI default: by the "
-                                 "model's kind)", choices=("ddim", "ddpm", "langevin"), label="Sampler")
-    steps: int = param(50, "DDPM/DDIM steps", low=1, high=1000, label="Steps (DDPM / DDIM)")
+    sampler: str = param("ddim", "ddim or ddpm for DDPM models; pc (predictor–corrector) or langevin (annealed "
+                                 "Langevin) for score models (CLI default: what the model's card recommends)",
+                         choices=("ddim", "ddpm", "pc", "langevin"), label="Sampler")
+    steps: int = param(50, "DDPM/DDIM steps, or the predictor steps of pc", low=1, high=1000,
+                       label="Steps (DDPM / DDIM / PC)")
     eta: float = param(0.0, "DDIM η (0 = deterministic)", low=0.0, high=1.0, step=0.05, label="DDIM η (0 = deterministic)")
     langevin_steps: int = param(100, "annealed Langevin steps per noise level (T = 100 as in Song & Ermon; 20 "
                                      "leaves visible noise)", low=1, high=10_000, ui_high=200,
@@ -28,6 +30,10 @@ class DenoiseConfig(Params):
                                 label="Langevin ε")
     langevin_denoise: bool = param(True, "the final denoising (Tweedie) step of annealed Langevin",
                                    flag="--denoise", label="Final denoising step")
+    corrector_steps: int = param(1, "pc: Langevin corrector steps after each predictor step", low=0, high=100,
+                                 ui_high=5, label="Corrector steps per level")
+    snr: float = param(0.16, "pc: the corrector's signal-to-noise ratio (its step size)", low=0.001, high=1.0,
+                       step=0.01, label="Corrector SNR")
     num_images: int = param(10, "number of images (grid rows)", flag="--n", low=1, high=MAX_IMAGES, ui_high=16,
                             label="Number of images (rows)")
     snapshots: int = param(10, "snapshots per image (grid columns)", low=2, high=50, ui_high=20, label="Snapshots (columns)")
@@ -37,8 +43,9 @@ class DenoiseConfig(Params):
 
     def check_model(self, kind: str) -> None:
         if self.sampler not in SAMPLERS[kind]:
-            hint = ("annealed Langevin needs a score model (e.g. score-mnist)" if self.sampler == "langevin"
-                    else "a score model is sampled with annealed Langevin ('langevin')")
+            names = {"langevin": "annealed Langevin", "pc": "predictor–corrector"}
+            hint = (f"{names.get(self.sampler, self.sampler)} needs a score model (e.g. score-mnist)" if kind == "ddpm"
+                    else "a score model is sampled with predictor–corrector ('pc') or annealed Langevin ('langevin')")
             raise LabError(f"Sampler {self.sampler!r} does not fit {kind} model {self.model!r}: {hint}. "
                            f"Samplers for it: {', '.join(SAMPLERS[kind])}.")
 
@@ -46,6 +53,8 @@ class DenoiseConfig(Params):
         """Network calls per image: the DDPM/DDIM steps, or Langevin steps × ``levels`` (+ the final step)."""
         if self.sampler == "langevin":
             return self.langevin_steps * int(levels or 1) + int(self.langevin_denoise)
+        if self.sampler == "pc":
+            return self.steps * (1 + self.corrector_steps)
         return self.steps
 
 
@@ -74,3 +83,21 @@ class QualityConfig(DenoiseConfig):
     reference: str | None = param(None, "real dataset to compare with (default: the model's)", label="Reference")
     floor: bool = param(True, "also measure the real-vs-real floor at the same n",
                         label="Also the real-vs-real floor")
+
+
+@dataclass
+class TSweepConfig(Params):
+    """The seed's training-T sweep: one DDPM per T, same steps, data, seed and learning rate."""
+    COMMAND: ClassVar[str] = "t-sweep"
+    timesteps: list[int] = param([10, 100, 1000], "the T values to train with, separated by commas", low=2,
+                                 high=4000, label="T values")
+    train_steps: int = param(2000, "optimiser steps for each model", low=1, high=1_000_000, label="Training steps")
+    batch_size: int = param(128, "training batch size", low=1, high=4096, label="Batch size")
+    lr: float = param(1e-3, "peak learning rate", low=1e-7, high=0.5, label="Learning rate")
+    data: str = param("mnist", "training data", choices=("mnist", "fashion", "usps", "digits"), label="Data")
+    limit: int | None = param(None, "a class-balanced subset of this many training images (none: all)", low=10,
+                              high=1_000_000, label="Training images")
+    n: int = param(500, "samples per model for FID", low=10, high=MAX_IMAGES, label="Samples (n)")
+    bf16: bool = param(False, "bf16 autocast on CPU while training", label="bf16 on CPU")
+    seed: int = param(0, "random seed (the same for every T)", low=0, high=2**31 - 1, label="Seed")
+    device: str = param("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps", label="Device")

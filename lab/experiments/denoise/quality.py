@@ -10,7 +10,7 @@ import torch
 from lab.errors import LabError
 from lab.experiments.denoise.config import DenoiseConfig
 from lab.experiments.denoise.sample import load_for, sample_many
-from lab.models.store import DiffusionModel
+from lab.metrics import DOMAIN_CLASSIFIERS
 from lab.progress import ProgressFn
 
 
@@ -53,14 +53,43 @@ def reference_images(dataset: str, n: int, size: int, channels: int, split: str 
     return ds.take(n, seed=seed, stratified=False).to_float()
 
 
-def trained_on(model: DiffusionModel) -> str | None:
-    """The dataset a model's record names ("mnist-sketch" → mnist), or None."""
-    name = model.info.get("data", {}).get("name")
+def trained_on(model) -> str | None:
+    """The dataset a model's record names ("mnist-sketch" → mnist), or None (a loaded model, or its info dict)."""
+    info = model if isinstance(model, dict) else model.info
+    name = info.get("data", {}).get("name")
     return name.split("-")[0] if name else None
 
 
-DOMAIN_CLASSIFIERS = {"mnist": "classifier-mnist", "usps": "classifier-mnist", "digits": "classifier-mnist",
-                      "fashion": "classifier-fashion"}
+@dataclass
+class Generated:
+    """Samples of any generative model of the lab (DDPM, score model, GAN) with what FID needs to know."""
+    samples: torch.Tensor
+    size: int
+    channels: int
+    info: dict
+    seconds: float
+
+
+def generate_for_quality(config: DenoiseConfig, n: int, progress: ProgressFn | None = None) -> Generated:
+    """``n`` samples of ``config.model``: a diffusion model with the configured sampler, a GAN with z ~ N(0, I)
+    (seeded by ``config.seed``)."""
+    from lab.models.store import read_info, resolve_model_path
+
+    where = resolve_model_path(config.model)
+    info = read_info(where) if not isinstance(where, str) else {}
+    start = time.perf_counter()
+    if info.get("kind") == "gan":
+        from lab.device import resolve_device
+        from lab.models.gan import gan_samples, load_generator
+
+        g = load_generator(where, resolve_device(config.device))
+        samples = gan_samples(g, n, seed=config.seed, batch_size=config.batch_size)
+        if progress is not None:
+            progress(1, 1, f"Sampling {n} images")
+        return Generated(samples, g.config.image_size, g.config.channels, info, time.perf_counter() - start)
+    model = load_for(config)
+    samples = sample_many(model, config, n, progress=progress)
+    return Generated(samples, model.size, model.channels, model.info, time.perf_counter() - start)
 
 
 def run_quality(config: DenoiseConfig, n: int = 1000, reference: str | None = None,
@@ -75,25 +104,26 @@ def run_quality(config: DenoiseConfig, n: int = 1000, reference: str | None = No
 
     if n < 2:
         raise LabError(f"FID needs at least 2 samples, not {n}.")
-    model = load_for(config)
-    reference = (reference or "").split("-")[0] or trained_on(model)
+    if samples is None:
+        generated = generate_for_quality(config, n, progress)
+    else:
+        model = load_for(config)
+        generated = Generated(samples, model.size, model.channels, model.info, 0.0)
+    samples, seconds = generated.samples, generated.seconds
+    reference = (reference or "").split("-")[0] or trained_on(generated.info)
     if not reference:
         raise LabError("This model does not say what data it was trained on: choose a reference dataset.")
     classifier = classifier or DOMAIN_CLASSIFIERS.get(reference)
     if feature_network == "classifier" and classifier is None:
         raise LabError(f"No lab classifier judges {reference} images: choose the face-api features (faces) or "
                        "inception.")
-    start = time.perf_counter()
-    if samples is None:
-        samples = sample_many(model, config, n, progress=progress)
-    seconds = time.perf_counter() - start
-    real = reference_images(reference, n, model.size, model.channels)
+    real = reference_images(reference, n, generated.size, generated.channels)
     if progress is not None:
         progress(0, 1, "Computing FID")
     fid = fid_kid(samples, real, feature_network, classifier if feature_network == "classifier" else None)
     floor = None
     if with_floor:
-        other = reference_images(reference, n, model.size, model.channels, split="train", seed=1)
+        other = reference_images(reference, n, generated.size, generated.channels, split="train", seed=1)
         floor = fid_kid(other, real, feature_network,
                         classifier if feature_network == "classifier" else None).as_dict()
     quality = sample_quality(samples, classifier) if classifier else {"n": len(samples)}

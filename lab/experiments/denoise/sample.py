@@ -10,14 +10,15 @@ import torch
 from PIL import Image
 
 from lab.device import resolve_device
-from lab.diffusion.samplers import Trajectory, annealed_langevin, ddim_sample, ddpm_sample
+from lab.diffusion.samplers import Trajectory, annealed_langevin, ddim_sample, ddpm_sample, pc_sample
 from lab.diffusion.schedules import sigmas_of
-from lab.errors import LabError
 from lab.experiments.denoise.config import DenoiseConfig, SweepConfig
-from lab.models.store import DiffusionModel, load_diffusion
+from lab.models.loaded import LoadedModel
+from lab.models.store import load_diffusion
 from lab.progress import ProgressFn, part
 from lab.seeding import randn
 from lab.viz.grids import image_grid, label_columns, trajectory_grid
+
 
 @dataclass
 class DenoiseResult:
@@ -41,24 +42,38 @@ class DenoiseResult:
         run.log_metrics(seconds=round(self.seconds, 3))
 
 
-def sample(model: DiffusionModel, config: DenoiseConfig, noise: torch.Tensor, snapshots: int = 2,
+def _ddpm(model, config, noise, g, snapshots, progress):
+    return ddpm_sample(model.unet, noise, model.scheduler, config.steps, generator=g, snapshots=snapshots,
+                       progress=progress)
+
+
+def _ddim(model, config, noise, g, snapshots, progress):
+    return ddim_sample(model.unet, noise, model.scheduler, config.steps, eta=config.eta, generator=g,
+                       snapshots=snapshots, progress=progress)
+
+
+def _langevin(model, config, noise, g, snapshots, progress):
+    return annealed_langevin(model.unet, noise, sigmas_of(model.scheduler), config.langevin_steps,
+                             config.langevin_eps, denoise=config.langevin_denoise, generator=g, snapshots=snapshots,
+                             progress=progress)
+
+
+def _pc(model, config, noise, g, snapshots, progress):
+    return pc_sample(model.unet, noise, model.scheduler, config.steps, config.corrector_steps, config.snr,
+                     generator=g, snapshots=snapshots, progress=progress)
+
+
+SAMPLER_FUNCTIONS = {"ddpm": _ddpm, "ddim": _ddim, "langevin": _langevin, "pc": _pc}
+
+
+def sample(model: LoadedModel, config: DenoiseConfig, noise: torch.Tensor, snapshots: int = 2,
            progress: ProgressFn | None = None, generator_seed: int | None = None) -> Trajectory:
     """Run the configured sampler on ``noise`` (a batch of x_T)."""
     g = torch.Generator().manual_seed(config.seed + 1 if generator_seed is None else generator_seed)
-    if config.sampler == "ddpm":
-        return ddpm_sample(model.unet, noise, model.scheduler, config.steps, generator=g, snapshots=snapshots,
-                           progress=progress)
-    if config.sampler == "ddim":
-        return ddim_sample(model.unet, noise, model.scheduler, config.steps, eta=config.eta, generator=g,
-                           snapshots=snapshots, progress=progress)
-    if config.sampler == "langevin":
-        return annealed_langevin(model.unet, noise, sigmas_of(model.scheduler), config.langevin_steps,
-                                 config.langevin_eps, denoise=config.langevin_denoise, generator=g,
-                                 snapshots=snapshots, progress=progress)
-    raise LabError(f"Unknown sampler {config.sampler!r}: use ddpm, ddim or langevin.")
+    return SAMPLER_FUNCTIONS[config.sampler](model, config, noise, g, snapshots, progress)
 
 
-def initial_noise(model: DiffusionModel, n: int, seed: int, device) -> torch.Tensor:
+def initial_noise(model: LoadedModel, n: int, seed: int, device) -> torch.Tensor:
     """x_T: N(0, I) for DDPM; N(0, σ_1² I) for a score model (its largest noise level)."""
     x = randn((n, model.channels, model.size, model.size), seed, device)
     if model.kind == "score":
@@ -66,20 +81,27 @@ def initial_noise(model: DiffusionModel, n: int, seed: int, device) -> torch.Ten
     return x
 
 
-def load_for(config: DenoiseConfig) -> DiffusionModel:
+def load_for(config: DenoiseConfig) -> LoadedModel:
     config.validate()
     model = load_diffusion(config.model, device=resolve_device(config.device))
     config.check_model(model.kind)
     return model
 
 
-def levels(model: DiffusionModel) -> int | None:
+def default_sampler(model: LoadedModel) -> str:
+    """ddim for a DDPM; pc for a score model trained on the continuous VE SDE; annealed Langevin otherwise."""
+    if model.kind == "ddpm":
+        return "ddim"
+    return "pc" if model.info.get("score", {}).get("continuous") else "langevin"
+
+
+def levels(model: LoadedModel) -> int | None:
     """The noise levels of a score model (None for a DDPM)."""
     return model.scheduler.config.num_train_timesteps if model.kind == "score" else None
 
 
 def run_denoise(config: DenoiseConfig, progress: ProgressFn | None = None,
-                model: DiffusionModel | None = None) -> DenoiseResult:
+                model: LoadedModel | None = None) -> DenoiseResult:
     """The denoising-trajectory grid for ``config.num_images`` images."""
     model = model or load_for(config)
     config.validate()
@@ -96,7 +118,7 @@ def run_denoise(config: DenoiseConfig, progress: ProgressFn | None = None,
     return DenoiseResult(config, traj, seconds, model.kind, grid, samples_grid)
 
 
-def sample_many(model: DiffusionModel, config: DenoiseConfig, n: int,
+def sample_many(model: LoadedModel, config: DenoiseConfig, n: int,
                 progress: ProgressFn | None = None) -> torch.Tensor:
     """``n`` samples in batches (seeded per batch), for metrics; returns [-1, 1] images on the CPU."""
     out, done = [], 0
@@ -131,7 +153,7 @@ class SweepResult:
         run.save_json("sweep.json", {"rows": self.rows(), "quality": self.quality})
 
 
-def _with_steps(config: DenoiseConfig, model: DiffusionModel, total: int) -> DenoiseConfig:
+def _with_steps(config: DenoiseConfig, model: LoadedModel, total: int) -> DenoiseConfig:
     if config.sampler == "langevin":
         return replace(config, langevin_steps=max(1, total // levels(model)))
     return replace(config, steps=total)
@@ -143,7 +165,8 @@ def run_step_sweep(config: SweepConfig, classifier: str | None = None,
 
     For a score model T is the total number of Langevin steps (T / levels per level).
     """
-    from lab.experiments.denoise.quality import DOMAIN_CLASSIFIERS, trained_on
+    from lab.experiments.denoise.quality import trained_on
+    from lab.metrics import DOMAIN_CLASSIFIERS
     from lab.metrics.quality import sample_quality
 
     model = load_for(config)

@@ -1,59 +1,50 @@
 """Translate labelled images into a target domain with a saved DiffusionCLIP model, cached on disk batch by batch.
 
 ``translate(editor, images)``: DDIM-invert with the editor's base model, generate with its fine-tuned UNet. A
-rerun, or a run that shares batches with an earlier one, reads them from ``LAB_CACHE_DIR/translations``.
+rerun, or a run that shares batches with an earlier one, reads them from the ``translations`` cache
+(``lab.diffusion.cache``), keyed by both models' fingerprints, the editing settings and the batch's pixels.
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from lab.config import get_settings
-
-from lab.device import resolve_device
 from lab.data.imageset import to_uint8
+from lab.device import resolve_device
+from lab.diffusion.cache import TensorCache, content_key, fingerprint
 from lab.errors import LabError
-from lab.experiments.edit import edit_with_pair, load_saved_edit
+from lab.experiments.edit.saved import edit_with_pair, load_saved_edit
 from lab.progress import ProgressFn
-from lab.train.diffusionclip import unet_fingerprint
 
 
 def translate(editor: str, images: torch.Tensor, batch_size: int = 64, device=None,
               progress: ProgressFn | None = None, cache_dir: Path | None = None) -> tuple[torch.Tensor, dict]:
     """Translate uint8 images with a saved DiffusionCLIP model (invert with its base model, generate with
-    the fine-tuned one). Every batch is cached under ``LAB_CACHE_DIR/translations/<key>/``; returns
-    (uint8 images in the editor's channels, {"cached_batches", "batches", "seconds", "images_per_s"})."""
+    the fine-tuned one), batch by batch through the cache; returns (uint8 images in the editor's channels,
+    {"cached_batches", "batches", "seconds", "images_per_s", "editor", "base_model", "t0", "prompts"})."""
     device = resolve_device(device)
     pair = load_saved_edit(editor, device)
     tuned, base, cfg = pair
     x = match_channels(images, tuned.channels)
     if x.shape[-1] != tuned.size:
         raise LabError(f"{editor} edits {tuned.size}-px images, these are {x.shape[-1]} px.")
-    h = hashlib.sha1(f"{unet_fingerprint(tuned.unet)}|{unet_fingerprint(base.unet)}|{cfg['t0']}|"
-                     f"{cfg['n_inv_step']}|{cfg['n_test_step']}|{batch_size}".encode())
-    folder = (cache_dir or get_settings().cache_dir) / "translations" / h.hexdigest()[:20]
-    folder.mkdir(parents=True, exist_ok=True)
+    cache = TensorCache("translations", cache_dir)
+    models = (fingerprint(tuned.unet), fingerprint(base.unet), cfg["t0"], cfg["n_inv_step"], cfg["n_test_step"],
+              batch_size, device.type)
     out, cached, started, computed = [], 0, time.perf_counter(), 0
     batches = -(-len(x) // batch_size)
     for b in range(batches):
         chunk = x[b * batch_size:(b + 1) * batch_size]
-        path = folder / f"{hashlib.sha1(chunk.numpy().tobytes()).hexdigest()[:20]}.safetensors"
-        edited = None
-        if path.exists():
-            try:
-                edited, cached = load_file(path)["images"], cached + 1
-            except Exception:  # noqa: BLE001 — a truncated cache file: translate again
-                edited = None
-        if edited is None:
+        key = content_key(*models, chunk)
+        found = cache.load(key)
+        if found is not None:
+            edited, cached = found["images"], cached + 1
+        else:
             edited = to_uint8(edit_with_pair(pair, chunk.float().div(127.5).sub(1), batch_size))
             computed += len(chunk)
-            tmp = path.with_suffix(".tmp")
-            save_file({"images": edited.contiguous()}, tmp)
-            tmp.replace(path)
+            cache.save(key, {"images": edited})
         out.append(edited)
         if progress is not None:
             progress(b + 1, batches, f"Translating ({cached} of {b + 1} batches from the cache)")
@@ -65,6 +56,7 @@ def translate(editor: str, images: torch.Tensor, batch_size: int = 64, device=No
 
 
 def match_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """uint8 images with ``channels`` channels: grey repeated to RGB, RGB averaged to grey."""
     if images.shape[1] == channels:
         return images
     if channels == 1:

@@ -7,7 +7,11 @@ import shutil
 from pathlib import Path
 
 from lab.errors import LabError
-from lab.experiments.ssda import TASKS, SSDAConfig, run_ssda
+from lab.experiments.edit.config import EditConfig
+from lab.experiments.edit.run import run_edit
+from lab.experiments.edit.saved import save_tuned
+from lab.experiments.ssda.config import TASKS, EditorSelectionConfig, SSDAConfig
+from lab.experiments.ssda.run import run_ssda
 from lab.models.store import load_diffusion, read_info, update_metrics, write_info
 from lab.progress import ProgressFn
 
@@ -23,8 +27,6 @@ def finetune_editor(task: str, folder: str | Path, iterations: int | None = None
                     device: str = "auto", progress: ProgressFn | None = None) -> Path:
     """Fine-tune a DiffusionCLIP model from the task's prompts with ``EDITOR_RECIPE`` (the editing tab's engine)
     on the task's source images and save it to ``folder``."""
-    from lab.experiments.edit import EditConfig, run_edit, save_tuned
-
     if task not in TASKS or task == "folder":
         raise LabError(f"Fine-tune for one of {', '.join(t for t in TASKS if t != 'folder')}, not {task!r}.")
     spec = TASKS[task]
@@ -41,6 +43,7 @@ def select_editor(task: str, out: str | Path, seeds: list[int], device: str = "a
     the target domain on a *validation* set (labelled target training images; the test sets are never seen).
     DiffusionCLIP on these small models is seed-sensitive, so the card lists every candidate's score."""
     out = Path(out)
+    command = EditorSelectionConfig(task=task, seeds=list(seeds), out=str(out), device=device).to_command()
     scratch = out.parent / f".{out.name}-candidates"
     rows = []
     for seed in seeds:
@@ -56,10 +59,10 @@ def select_editor(task: str, out: str | Path, seeds: list[int], device: str = "a
     shutil.move(str(scratch / f"seed{best['seed']}"), str(out))
     shutil.rmtree(scratch, ignore_errors=True)
     info = read_info(out)
-    info["command"] = (f"python -m lab ssda-editor --task {task} --seeds {','.join(map(str, seeds))} --out {out}")
+    info["command"] = command
     info["command_note"] = (
         f"One DiffusionCLIP fine-tuning per seed ({', '.join(map(str, seeds))}) with the recipe of "
-        f"`lab.experiments.ssda_editor.EDITOR_RECIPE`; kept: seed {best['seed']}, the one whose translations of 500 "
+        f"`lab.experiments.ssda.editor.EDITOR_RECIPE`; kept: seed {best['seed']}, the one whose translations of 500 "
         "labelled source images gave the highest target accuracy of a CNN (5 epochs) on 1,000 labelled target "
         "*training* images (a validation set; no test image is used). Candidates: "
         + "; ".join(f"seed {r['seed']}: {r['validation_acc_adapted']:.3f} (originals {r['validation_acc_original']:.3f})"
