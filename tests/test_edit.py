@@ -338,15 +338,19 @@ def tiny_face_ddpm(tmp_path_factory):
 @needs_utkface
 @needs_face_api
 def test_tab_suits_a_face_backbone_and_keeps_identity_with_face_api(client, tiny_face_ddpm, tiny_clip):
-    data, source, target = client.predict(model=str(tiny_face_ddpm), api_name="/edit_backbone")
+    from lab.experiments.edit.recipes import FACES, RECIPE_FIELDS
+
+    data, source, target, *recipe = client.predict(model=str(tiny_face_ddpm), api_name="/edit_backbone")
     assert (data, source, target) == ("utkface", "a photo of a face", "a pencil sketch of a face")
+    assert dict(zip(RECIPE_FIELDS, recipe)) == FACES  # the face recipe comes with the face backbone
     grid, _, info, _ = client.predict(model=str(tiny_face_ddpm), clip=str(tiny_clip),
                                       **{**RUN, "data": data, "source": source, "target": target, "lambda_id": 0.5},
                                       api_name="/edit_run")
     assert Image.open(grid).mode == "RGB" and "same person (face-api descriptor distance < 0.6)" in info
     with pytest.raises(Exception, match="reads grey digits; this model is RGB"):
         run_edit(EditConfig(model=str(tiny_face_ddpm), clip=str(tiny_clip), data="utkface", identity="digit-classifier",
-                            n_train=1, edit_n=1, n_inv_step=2, n_train_step=1, n_test_step=2, iterations=1))
+                            lambda_id=0.5, n_train=1, edit_n=1, n_inv_step=2, n_train_step=1, n_test_step=2,
+                            iterations=1))
 
 
 @needs_utkface

@@ -3,6 +3,7 @@
   python -m lab edit --model ddpm-mnist --source "a digit" --target "a sketch of a digit" --n-train 8
   python -m lab edit --model ddpm-mnist --target "a sketch of a digit" --edit-split test --edit-n 200
   python -m lab edit --with-saved diffusionclip-mnist-sketch --edit-n 16       # no fine-tuning
+  python -m lab edit --sweep-param lambda_l1 --sweep-values 0,0.1,0.3,1        # the trade-off sweep
 
 Data and prompts not given suit the backbone (faces for a face DDPM).
 """
@@ -11,15 +12,16 @@ from __future__ import annotations
 import shlex
 
 from lab.commands.registry import command, threads_arg
-from lab.experiments.edit.config import EditConfig, SavedEditConfig
+from lab.experiments.edit.config import EditConfig, SavedEditConfig, TradeoffConfig
+from lab.experiments.edit.recipes import RECIPE_FIELDS
 from lab.params import specs
 
-SUITED = "the backbone's (data it was trained on, prompts for it), else {}"
+SUITED = "the backbone's (its data, prompts and recipe: lab/experiments/edit/recipes.py), else {}"
 
 
 def _args(p) -> None:
-    EditConfig.add_arguments(p, defaults={name: SUITED.format(getattr(EditConfig, name))
-                                          for name in ("data", "source", "target")})
+    TradeoffConfig.add_arguments(p, defaults={name: SUITED.format(getattr(EditConfig, name))
+                                              for name in ("data", "source", "target", *RECIPE_FIELDS)})
     shared = tuple(s.name for s in specs(EditConfig))
     SavedEditConfig.add_arguments(p, skip=shared, defaults={"with_saved": None})
     p.add_argument("--image", action="append", default=None,
@@ -44,6 +46,8 @@ def _images(args, model: str):
 def _edit(args, progress) -> dict:
     if hasattr(args, "with_saved"):
         return _edit_saved(args, progress)
+    if hasattr(args, "sweep_values") or hasattr(args, "sweep_param"):
+        return _tradeoff(args, progress)
     from lab.experiments.edit.prompts import backbone_defaults
     from lab.experiments.edit.run import run_edit
     from lab.runs import recorded
@@ -71,3 +75,21 @@ def _edit_saved(args, progress) -> dict:
         result.save(run)
     return {"run": str(run.dir), "grid": str(run.path("edit_grid.png")), "edited": len(result.edited),
             "seconds": round(result.seconds, 2)}
+
+
+def _tradeoff(args, progress) -> dict:
+    from lab.experiments.edit.prompts import backbone_defaults
+    from lab.experiments.edit.tradeoff import run_tradeoff
+    from lab.runs import recorded
+
+    if args.image:
+        from lab.errors import LabError
+
+        raise LabError("The trade-off sweep judges dataset images against their labels: leave --image out.")
+    config = TradeoffConfig.from_args(args, base=backbone_defaults(getattr(args, "model", EditConfig.model)))
+    config.validate()
+    with recorded("edit-tradeoff", config.__dict__, command=config.to_command()) as run:
+        result = run_tradeoff(config, progress=progress)
+        result.save(run)
+    return {"run": str(run.dir), "figure": str(run.path("tradeoff.html")), "rows": result.rows,
+            "verdict": result.verdict()}

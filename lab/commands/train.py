@@ -105,6 +105,11 @@ def clip_options(p: argparse.ArgumentParser) -> None:
                    help="fraction of training images overlaid with a random grating/noise texture")
     p.add_argument("--clip-eval-limit", type=int, default=300,
                    help="held-out test images per dataset and style for the zero-shot accuracy")
+    p.add_argument("--clip-jitter", type=float, default=0.0,
+                   help="fraction of training images given a random colour jitter (caption unchanged)")
+    p.add_argument("--clip-adversarial-eps", type=float, default=0.0,
+                   help="adversarial training: L∞ radius of the PGD perturbations ([-1, 1] units; 0: off)")
+    p.add_argument("--clip-adversarial-steps", type=int, default=3, help="PGD steps per batch")
 
 
 # --- the kinds -------------------------------------------------------------------------------------------------
@@ -213,9 +218,13 @@ def _limits(text: str) -> dict[str, int]:
 def _clip(args, config, progress) -> Path:
     from lab.train.clip import train_clip
 
+    from lab.train.clip import Adversarial
+
+    adversarial = (Adversarial(args.clip_adversarial_eps, args.clip_adversarial_steps)
+                   if args.clip_adversarial_eps > 0 else None)
     return train_clip(Path(args.out), config, limits=_limits(args.clip_limits), eval_limit=args.clip_eval_limit,
                       resume=not args.no_resume, command=command_line(), progress=progress,
-                      distractors=args.clip_distractors)
+                      distractors=args.clip_distractors, jitter=args.clip_jitter, adversarial=adversarial)
 
 
 # --- the command -----------------------------------------------------------------------------------------------

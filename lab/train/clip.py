@@ -10,11 +10,12 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import open_clip
 import torch
+import torch.nn.functional as F
 from open_clip.loss import ClipLoss
 
 from lab.clip.model import ARCH, ARCH_PREPROCESS, LabClip, load_clip, save_clip_folder
@@ -89,30 +90,83 @@ def texture_distractors(images: torch.Tensor, generator: torch.Generator, p: flo
     return (images + amplitude.view(-1, 1, 1, 1) * texture).clamp(-1, 1)
 
 
+def colour_jitter(images: torch.Tensor, generator: torch.Generator, p: float = 0.8) -> torch.Tensor:
+    """kornia's ColorJitter (brightness, contrast ±0.25, saturation ±0.4, hue ±0.06) on a random fraction ``p``
+    of [-1, 1] images, caption unchanged: a colour cast, a washed-out or darker copy says nothing about style.
+    Without it the editor learns that tinting a face is the cheapest way to look like "a sketch"."""
+    import kornia.augmentation as K
+
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        jitter = K.ColorJitter(0.25, 0.25, 0.4, 0.06, p=p)
+        return jitter(images.add(1).div(2)).mul(2).sub(1)
+
+
+@dataclass
+class Adversarial:
+    """PGD on the images during contrastive training (Madry et al. 2018): ``steps`` signed-gradient steps of
+    size ``step`` inside an L∞ ball of radius ``eps`` ([-1, 1] units) that raise the contrastive loss; the model
+    trains on the clean and the perturbed batch. Robust models have perceptually aligned gradients (Santurkar et
+    al. 2019) — what DiffusionCLIP needs from its CLIP."""
+    eps: float = 0.06
+    steps: int = 3
+    step: float | None = None        # default 2.5 · eps / steps
+
+    def perturb(self, model, images: torch.Tensor, text_features: torch.Tensor, logit_scale, loss_fn,
+                generator: torch.Generator) -> torch.Tensor:
+        eps, step = self.eps, self.step or 2.5 * self.eps / self.steps
+        start = torch.rand(images.shape, generator=generator, device=generator.device).to(images.device)
+        delta = ((start * 2 - 1) * eps).requires_grad_(True)
+        for _ in range(self.steps):
+            feats = F.normalize(model.encode_image((images + delta).clamp(-1, 1)), dim=-1)
+            loss = loss_fn(feats, text_features, logit_scale)
+            (grad,) = torch.autograd.grad(loss, delta)
+            with torch.no_grad():
+                delta += step * grad.sign()
+                delta.clamp_(-eps, eps)
+        return (images + delta.detach()).clamp(-1, 1)
+
+
 class CaptionContrastiveLoss(torch.nn.Module):
     """open_clip's ``ClipLoss`` on (image, caption) pairs, a caption drawn per image and step; with
-    ``distractors`` > 0 that fraction of the images carries a random texture (``texture_distractors``)."""
+    ``distractors`` > 0 that fraction of the images carries a random texture (``texture_distractors``), with
+    ``jitter`` a random colour jitter, and with ``adversarial`` the loss is also taken on PGD perturbations."""
 
-    def __init__(self, tokens: torch.Tensor, table: list[list[int]], distractors: float = 0.0):
+    def __init__(self, tokens: torch.Tensor, table: list[list[int]], distractors: float = 0.0,
+                 jitter: float = 0.0, adversarial: Adversarial | None = None):
         super().__init__()
-        self.distractors = distractors
+        self.distractors, self.jitter, self.adversarial = distractors, jitter, adversarial
         width = max(len(t) for t in table)
         self.register_buffer("tokens", tokens)
         self.register_buffer("table", torch.tensor([t + [t[0]] * (width - len(t)) for t in table]))
         self.register_buffer("counts", torch.tensor([len(t) for t in table]))
         self.loss = ClipLoss()
 
-    def forward(self, model, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        pick = torch.randint(0, 1 << 30, (len(y),), generator=generator, device=generator.device).to(y.device)
-        text = self.tokens[self.table[y, pick % self.counts[y]]]
+    def views(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The augmented [-1, 1] training images of a batch of uint8 ones."""
         images = x.float().div(127.5).sub(1.0)  # the CLIP's own normalisation: mean 0.5, std 0.5
         # a little translation so the model does not fit pixel positions
         shift = torch.randint(-2, 3, (2,), generator=generator, device=generator.device).tolist()
         images = torch.roll(images, shifts=shift, dims=(2, 3))
+        if self.jitter > 0:
+            images = colour_jitter(images, generator, self.jitter)
         if self.distractors > 0:
             images = texture_distractors(images, generator, self.distractors)
+        return images
+
+    def forward(self, model, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        pick = torch.randint(0, 1 << 30, (len(y),), generator=generator, device=generator.device).to(y.device)
+        text = self.tokens[self.table[y, pick % self.counts[y]]]
+        images = self.views(x, generator)
         image_features, text_features, logit_scale = model(images, text)[:3]
-        return self.loss(image_features, text_features, logit_scale)
+        loss = self.loss(image_features, text_features, logit_scale)
+        if self.adversarial is not None and model.training:
+            adv = self.adversarial.perturb(model, images, text_features.detach(), logit_scale.detach(), self.loss,
+                                           generator)
+            adv_features = F.normalize(model.encode_image(adv), dim=-1)
+            loss = 0.5 * (loss + self.loss(adv_features, text_features, logit_scale))
+        return loss
 
 
 def heldout_sets(limit: int = 300, seed: int = 1) -> dict:
@@ -130,7 +184,7 @@ def heldout_sets(limit: int = 300, seed: int = 1) -> dict:
 
 def train_clip(out: Path, config: TrainConfig, limits: dict[str, int] | None = None, eval_limit: int = 300,
                resume: bool = True, command: str = "", progress: ProgressFn | None = None,
-               distractors: float = 0.5) -> Path:
+               distractors: float = 0.5, jitter: float = 0.0, adversarial: Adversarial | None = None) -> Path:
     """Train ``lab-clip-tiny`` on the styled corpus, measure zero-shot accuracy, save an open_clip folder."""
     from lab.clip.zeroshot import evaluate_zero_shot
 
@@ -141,7 +195,7 @@ def train_clip(out: Path, config: TrainConfig, limits: dict[str, int] | None = N
     prep_seconds = time.time() - started
     model, _, _ = open_clip.create_model_and_transforms(ARCH)
     tokenizer = open_clip.get_tokenizer(ARCH)
-    loss = CaptionContrastiveLoss(tokenizer(texts), table, distractors)
+    loss = CaptionContrastiveLoss(tokenizer(texts), table, distractors, jitter, adversarial)
     result = fit(model, loss, images, groups, config, checkpoint_dir=out / "checkpoint", resume=resume,
                  progress=progress)
     save_clip_folder(out, model, PREPROCESS, vocabulary())
@@ -149,7 +203,8 @@ def train_clip(out: Path, config: TrainConfig, limits: dict[str, int] | None = N
     clip = load_clip(str(out))
     zero_shot = evaluate_zero_shot(clip, heldout_sets(eval_limit))
     info = {"kind": "clip", "architecture": ARCH, "command": command, "train_config": asdict(config),
-            "limits_per_style": limits, "texture_distractors": distractors, "train_images": len(images), "captions": len(texts),
+            "limits_per_style": limits, "texture_distractors": distractors, "colour_jitter": jitter,
+            "adversarial": asdict(adversarial) if adversarial else None, "train_images": len(images), "captions": len(texts),
             "steps": result.steps, "wall_seconds": round(result.wall_seconds, 1),
             "data_seconds": round(prep_seconds, 1), "device": result.device, "threads": torch.get_num_threads(),
             "parameters": sum(p.numel() for p in model.parameters()),
@@ -188,7 +243,12 @@ def model_card(name: str, info: dict) -> str:
         f"{info['train_config']['weight_decay']}, seed {info['train_config']['seed']}, ±2 px translations"
         + (f"; {info['texture_distractors']:.0%} of the images overlaid with a random grating or noise, caption "
            "unchanged (`texture_distractors`: DiffusionCLIP then cannot satisfy the CLIP with stripe textures)"
-           if info.get("texture_distractors") else ""),
+           if info.get("texture_distractors") else "")
+        + (f"; colour jitter (kornia, brightness/contrast ±0.25, saturation ±0.4, hue ±0.06) on "
+           f"{info['colour_jitter']:.0%} of the images" if info.get("colour_jitter") else "")
+        + (f"; adversarial training: every batch also as PGD perturbations (L∞ ε = {info['adversarial']['eps']} in "
+           f"[-1, 1] units, {info['adversarial']['steps']} steps), loss averaged over clean and perturbed, so the "
+           "image tower's gradients follow what a person sees" if info.get("adversarial") else ""),
         f"- wall time {info['wall_seconds'] / 60:.1f} min training + {info['data_seconds'] / 60:.1f} min rendering "
         f"on {info['device']} ({info['threads']} thread(s)); {info['parameters']:,} parameters; final loss "
         f"{info['final_loss']:.3f}", "",

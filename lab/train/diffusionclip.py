@@ -75,14 +75,20 @@ class FaceIdentity(torch.nn.Module):
         return (f_original - f_edited).norm(dim=1) < SAME_PERSON
 
 
-def augmented_views(x: torch.Tensor, views: int, shift: int = 3, noise: float = 0.15) -> torch.Tensor:
-    """``views`` copies of each image, randomly translated (±shift px, circular) and with Gaussian noise:
-    the CLIP loss then rewards changes that survive them, not pixel patterns a small CLIP over-reads."""
-    out = []
-    for _ in range(views):
-        dx, dy = (int(v) for v in torch.randint(-shift, shift + 1, (2,)))
-        out.append(torch.roll(x, shifts=(dy, dx), dims=(2, 3)) + noise * torch.randn_like(x))
-    return torch.stack(out, 1).flatten(0, 1)  # [N·views, ...], views of one image adjacent
+def augmented_pairs(originals: torch.Tensor, edited: torch.Tensor, views: int, translate: float = 0.1,
+                    scale: tuple[float, float] = (0.9, 1.1), degrees: float = 5.0, noise: float = 0.1):
+    """``views`` copies of every (original, edited) pair under one random augmentation per copy — a small
+    rotation, translation and scaling (kornia ``RandomAffine``, differentiable) and the same Gaussian noise for
+    both — so the direction ΔI = E_I(edited view) − E_I(original view) compares like with like, and the CLIP
+    loss rewards only changes that survive the views (what CLIPDraw and StyleGAN-NADA rely on)."""
+    import kornia.augmentation as K
+
+    c = originals.shape[1]
+    both = torch.cat([originals.expand_as(edited), edited], 1).repeat_interleave(views, 0)  # views adjacent
+    both = K.RandomAffine(degrees, translate=(translate, translate), scale=scale, padding_mode="border",
+                          p=1.0)(both)
+    grain = noise * torch.randn_like(both[:, :c])
+    return both[:, :c] + grain, both[:, c:] + grain
 
 
 def structure_map(x: torch.Tensor) -> torch.Tensor:
@@ -114,10 +120,8 @@ class DiffusionClipLoss(torch.nn.Module):
 
     def forward(self, originals: torch.Tensor, edited: torch.Tensor) -> tuple[torch.Tensor, dict]:
         if self.views > 0:
-            n = len(edited)
-            a = augmented_views(originals, self.views)
-            cos = directional_cosine(self.clip, a, augmented_views(edited, self.views), self.text_direction)
-            cos = cos.view(n, self.views).mean(1)
+            a, b = augmented_pairs(originals, edited, self.views)
+            cos = directional_cosine(self.clip, a, b, self.text_direction).view(len(edited), self.views).mean(1)
         else:
             cos = directional_cosine(self.clip, originals, edited, self.text_direction)
         clip_loss = (1 - cos).mean()

@@ -10,8 +10,9 @@ import gradio as gr
 from lab.clip import clip_choices, load_clip
 from lab.clip.vocab import check_prompt, words
 from lab.errors import LabError
-from lab.experiments.edit.config import EditConfig, SavedEditConfig
+from lab.experiments.edit.config import EditConfig, SavedEditConfig, TradeoffConfig
 from lab.experiments.edit.prompts import backbone_defaults
+from lab.experiments.edit.recipes import RECIPE_FIELDS
 from lab.experiments.edit.run import run_edit
 from lab.experiments.edit.saved import edit_saved, saved_edit_models
 from lab.models.store import list_models, load_diffusion
@@ -37,7 +38,8 @@ MAX_UPLOADS = 64
 UPLOAD_FIT = "Fit uploads to the model (centre-crop, resize, grey/RGB)"
 FORM = Form(EditConfig)
 SAVED = Form(SavedEditConfig)
-FORMS = (FORM, SAVED)
+TRADEOFF = Form(TradeoffConfig)
+FORMS = (FORM, SAVED, TRADEOFF)
 
 
 def vocabulary_text(clip, clip_pretrained) -> str:
@@ -69,12 +71,14 @@ def prompt_check(clip, clip_pretrained, source, target) -> str:
     return "\n\n".join(notes) or "✓ Both prompts can be read by this CLIP."
 
 
+SUITED = ("data", "source", "target", *RECIPE_FIELDS)
+
+
 def suit_backbone(model):
-    """Data and prompts that fit the chosen backbone (faces for a face DDPM); unchanged when unknown."""
+    """Data, prompts and the editing recipe that fit the chosen backbone (faces and the face recipe for a face
+    DDPM); unchanged when unknown."""
     suits = backbone_defaults(model) if model else {}
-    if not suits:
-        return gr.skip(), gr.skip(), gr.skip()
-    return suits["data"], suits["source"], suits["target"]
+    return tuple(suits.get(name, gr.skip()) for name in SUITED)
 
 
 def _uploads(files, model_name: str, fit: bool):
@@ -135,8 +139,8 @@ def _config(model, clip, clip_pretrained, values) -> EditConfig:
 
 @guarded_stream
 def edit_run(files, fit, model, clip, clip_pretrained, source, target, data, n_train, t0, n_inv_step, n_train_step,
-             n_test_step, lambda_clip, lambda_l1, lambda_id, lambda_struct, iterations, lr, batch_size, variant,
-             edit_n, save_as, seed, progress=gr.Progress(), request: gr.Request = None):
+             n_test_step, lambda_clip, lambda_l1, lambda_id, lambda_struct, identity, clip_views, iterations, lr,
+             batch_size, variant, edit_n, save_as, seed, progress=gr.Progress(), request: gr.Request = None):
     config = _config(model, clip, clip_pretrained, locals())
     uploads = _uploads(files, config.model, bool(fit))
     token = start_job(TAB, request)
@@ -177,6 +181,34 @@ def edit_run(files, fit, model, clip, clip_pretrained, source, target, data, n_t
         fig = _loss_figure(result.history)
         save_figure(fig, run.path("losses"))
     yield result.grid, fig, _metrics_text(result, run), export_files(run.dir)
+
+
+@guarded
+def tradeoff(files, fit, model, clip, clip_pretrained, source, target, data, n_train, t0, n_inv_step, n_train_step,
+             n_test_step, lambda_clip, lambda_l1, lambda_id, lambda_struct, identity, clip_views, iterations, lr,
+             batch_size, variant, edit_n, save_as, seed, sweep_param, sweep_values, progress=gr.Progress(),
+             request: gr.Request = None):
+    """The same edit for a few values of one loss weight, judged: style reached against label kept."""
+    import pandas as pd
+
+    from lab.experiments.edit.tradeoff import run_tradeoff
+
+    if files:
+        raise LabError("The trade-off sweep judges dataset images against their labels: clear the uploads and "
+                       "choose a dataset.")
+    values = {k: v for k, v in locals().items() if k != "save_as"}
+    if not model:
+        raise LabError("Choose a DDPM backbone first.")
+    clip, clip_pretrained = clip_in(clip, clip_pretrained)
+    config = TRADEOFF.config(values, model=model_in(model, "Diffusion backbone"), clip=clip,
+                             clip_pretrained=clip_pretrained, save_as=None).validate()
+    token = start_job(TAB, request)
+    with recorded("edit-tradeoff", config.__dict__, command=config.to_command()) as run:
+        result = run_tradeoff(config, progress=reporter(progress, token))
+        result.save(run)
+    fig = result.figure()
+    table = pd.DataFrame([{k: v for k, v in r.items() if k != "command"} for r in result.rows])
+    return fig, result.verdict(), table, export_files(run.dir, {"tradeoff": fig})
 
 
 @guarded
@@ -239,6 +271,8 @@ def build() -> None:
                 lambda_l1 = FORM.widget("lambda_l1", kind="number")
                 lambda_id = FORM.widget("lambda_id", kind="number")
                 lambda_struct = FORM.widget("lambda_struct", kind="number")
+                identity = FORM.widget("identity")
+                clip_views = FORM.widget("clip_views")
                 iterations = FORM.widget("iterations")
                 lr = FORM.widget("lr", kind="number")
                 batch_size = FORM.widget("batch_size")
@@ -255,14 +289,29 @@ def build() -> None:
             plot = gr.Plot(label="Loss")
             info = gr.Markdown()
             export = export_box()
-    model.change(suit_backbone, model, [data, source, target], api_name="edit_backbone")
+    suited = {"data": data, "source": source, "target": target, "t0": t0, "lambda_clip": lambda_clip,
+              "lambda_l1": lambda_l1, "lambda_id": lambda_id, "lambda_struct": lambda_struct, "identity": identity,
+              "clip_views": clip_views, "iterations": iterations, "lr": lr, "n_train": n_train}
+    model.change(suit_backbone, model, [suited[name] for name in SUITED], api_name="edit_backbone")
     clip.change(vocabulary_text, [clip, clip_pretrained], vocab, api_name="edit_vocabulary")
     for box in (source, target):
         box.blur(prompt_check, [clip, clip_pretrained, source, target], prompt_note, api_name=False)
     check.click(prompt_check, [clip, clip_pretrained, source, target], prompt_note, api_name="edit_check")
     inputs = [files, fit, model, clip, clip_pretrained, source, target, data, n_train, t0, n_inv_step, n_train_step,
-              n_test_step, lambda_clip, lambda_l1, lambda_id, lambda_struct, iterations, lr, batch_size, variant,
-              edit_n, save_as, seed]
+              n_test_step, lambda_clip, lambda_l1, lambda_id, lambda_struct, identity, clip_views, iterations, lr,
+              batch_size, variant, edit_n, save_as, seed]
+    TRADEOFF.share(FORM)
+    with gr.Accordion("Trade-off sweep: what each loss weight costs (style reached against label kept)", open=False):
+        gr.Markdown("The same edit for a few values of one weight, each judged by independent classifiers (a style "
+                    "judge and a label judge, trained once on the data and cached): the top right is the goal.")
+        with gr.Row():
+            sweep_param = TRADEOFF.widget("sweep_param", kind="radio")
+            sweep_values = TRADEOFF.widget("sweep_values")
+            sweep_go = gr.Button("Run the sweep")
+        sweep_plot = gr.Plot(label="Style reached against label kept")
+        sweep_text = gr.Markdown()
+        sweep_table = gr.Dataframe(label="One row per value", interactive=False, wrap=True)
+        sweep_export = export_box()
     gr.Markdown("### Edit with a saved fine-tuned model\nNo fine-tuning: invert with the saved model's base DDPM, "
                 "generate with the fine-tuned UNet.")
     saved = saved_edit_models()
@@ -287,6 +336,8 @@ def build() -> None:
     events = [go.click(edit_run, inputs, [grid, plot, info, export], api_name="edit_run"),
               saved_go.click(edit_with_saved_model, [with_saved, saved_files, saved_fit, saved_data, saved_split,
                                                      saved_n], [saved_grid, saved_info, saved_export],
-                             api_name="edit_saved")]
+                             api_name="edit_saved"),
+              sweep_go.click(tradeoff, inputs + [sweep_param, sweep_values], [sweep_plot, sweep_text, sweep_table,
+                                                                          sweep_export], api_name="edit_tradeoff")]
     wire_stop(stop, TAB)
     return events

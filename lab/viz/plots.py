@@ -56,3 +56,15 @@ def tsne_2d(features, seed: int = 0, perplexity: float = 30.0):
     features = np.asarray(features, dtype=np.float32)
     perplexity = float(min(perplexity, max(2.0, (len(features) - 1) / 3)))
     return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
+
+
+def tradeoff_figure(x, y, labels: list[str], title: str, xlabel: str, ylabel: str) -> go.Figure:
+    """Points of one sweep in order (a line through them), each named, on [0, 1] × [0, 1] axes: a trade-off
+    such as style reached against label kept; the top right corner is the goal."""
+    ys = [v if v is not None else 0.0 for v in y]
+    fig = go.Figure(go.Scatter(x=list(x), y=ys, mode="lines+markers+text", text=labels, textposition="top center",
+                               marker=dict(size=11), name="setting"))
+    fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title=ylabel, showlegend=False, **LAYOUT)
+    fig.update_xaxes(range=[-0.05, 1.05], tickformat=".0%")
+    fig.update_yaxes(range=[-0.05, 1.12], tickformat=".0%")
+    return fig

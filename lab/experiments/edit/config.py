@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from lab.data.registry import STYLES, dataset_names
 from lab.errors import LabError
+from lab.experiments.edit.recipes import DIGITS
 from lab.params import Params, param
 
 IDENTITIES = ("auto", "digit-classifier", "none", "face-api")
@@ -39,30 +40,34 @@ class EditConfig(Params):
                       always=True)
     split: str = param("train", "split of the fine-tuning images", choices=SPLITS, label="Split")
     style: str = param("plain", "style domain of the fine-tuning and edited images", choices=STYLES, label="Style")
-    n_train: int = param(8, "images to fine-tune on", low=1, high=1000, ui_high=200, label="Fine-tuning images")
-    t0: int = param(400, "how far to invert (timestep of the latent x_t0)", low=1, high=999, label="t0")
+    n_train: int = param(DIGITS["n_train"], "images to fine-tune on", low=1, high=1000, ui_high=200,
+                         label="Fine-tuning images", always=True)
+    t0: int = param(DIGITS["t0"], "how far to invert (timestep of the latent x_t0)", low=1, high=999, label="t0",
+                     always=True)
     n_inv_step: int = param(20, "DDIM inversion steps", low=1, high=1000, ui_high=200,
                             label="Inversion steps (n_inv_step)")
     n_train_step: int = param(6, "DDIM generation steps while fine-tuning", low=1, high=200, ui_high=40,
                               label="Generation steps while fine-tuning")
     n_test_step: int = param(20, "DDIM generation steps when editing", low=1, high=1000, ui_high=200,
                              label="Generation steps when editing")
-    lambda_clip: float = param(1.0, "weight of the directional CLIP loss", low=0, high=100,
-                               label="λ_clip (directional CLIP loss)")
-    lambda_l1: float = param(0.1, "weight of the L1 loss to the original", low=0, high=100,
-                             label="λ_L1 (to the original)")
-    lambda_id: float = param(0.5, "weight of the identity loss", low=0, high=100,
-                             label="λ_id (identity: digit-classifier features; face-api descriptor for RGB faces)")
-    lambda_struct: float = param(0.0, "structure loss: L1 between edge maps; keeps shapes, lets brightness/polarity "
-                                      "change", low=0, high=100,
-                                 label="λ_struct (edge maps: keeps shapes, lets brightness change)")
+    lambda_clip: float = param(DIGITS["lambda_clip"], "weight of the directional CLIP loss", low=0, high=100,
+                               label="λ_clip (directional CLIP loss)", always=True)
+    lambda_l1: float = param(DIGITS["lambda_l1"], "weight of the L1 loss to the original", low=0, high=100,
+                             label="λ_L1 (to the original)", always=True)
+    lambda_id: float = param(DIGITS["lambda_id"], "weight of the identity loss", low=0, high=100,
+                             label="λ_id (identity: digit-classifier features; face-api descriptor for RGB faces)",
+                             always=True)
+    lambda_struct: float = param(DIGITS["lambda_struct"], "structure loss: L1 between edge maps; keeps shapes, lets "
+                                 "brightness/polarity change", low=0, high=100,
+                                 label="λ_struct (edge maps: keeps shapes, lets brightness change)", always=True)
     identity: str = param("auto", "identity network of λ_id (auto: face-api for RGB faces, the digit classifier "
-                                  "for grey digits)", choices=IDENTITIES, label="Identity loss")
-    clip_views: int = param(0, "average the CLIP direction over this many shifted, noisy views (0: the reference "
-                               "loss)", low=0, high=64, label="CLIP views")
-    iterations: int = param(3, "passes over the fine-tuning images", low=1, high=1000, ui_high=50,
-                            label="Iterations (passes over the images)")
-    lr: float = param(2e-4, "learning rate (Adam)", low=1e-8, high=0.5, label="Learning rate")
+                                  "for grey digits)", choices=IDENTITIES, label="Identity loss", always=True)
+    clip_views: int = param(DIGITS["clip_views"], "average the CLIP direction over this many randomly shifted, "
+                                                  "scaled, noisy views of each pair (0: the reference loss)",
+                            low=0, high=64, label="CLIP views", always=True)
+    iterations: int = param(DIGITS["iterations"], "passes over the fine-tuning images", low=1, high=1000, ui_high=100,
+                            label="Iterations (passes over the images)", always=True)
+    lr: float = param(DIGITS["lr"], "learning rate (Adam)", low=1e-8, high=0.5, label="Learning rate", always=True)
     batch_size: int = param(8, "fine-tuning batch", low=1, high=256, ui_high=64, label="Fine-tuning batch size")
     variant: str = param("full", "full: gradient through all generative steps; eff: one step at a time (memory "
                                  "saving)", choices=("full", "eff"), label="Variant")
@@ -102,3 +107,21 @@ class SavedEditConfig(Params):
     edit_batch_size: int = param(64, "images edited at once", low=1, high=1024, label="Editing batch size")
     seed: int = param(0, "random seed (which dataset images)", low=0, high=2**31 - 1, label="Seed")
     device: str = param("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps", label="Device")
+
+
+SWEEPABLE = ("lambda_l1", "lambda_id", "lambda_struct", "lambda_clip")
+
+
+@dataclass
+class TradeoffConfig(EditConfig):
+    """An edit repeated for a few values of one loss weight (``python -m lab edit --sweep-param ...``)."""
+    sweep_param: str = param("lambda_l1", "the loss weight to sweep", choices=SWEEPABLE, label="Weight to sweep")
+    sweep_values: list[float] = param([0.0, 0.1, 0.3, 1.0], "its values, separated by commas", low=0, high=100,
+                                      label="Values", always=True)
+
+    def check(self) -> None:
+        super().check()
+        if not 2 <= len(self.sweep_values) <= 6:
+            raise LabError("Give 2 to 6 values to sweep, e.g. 0, 0.1, 0.3, 1.")
+        if self.sweep_param == "lambda_clip" and min(self.sweep_values) <= 0:
+            raise LabError("λ_clip must stay positive: without the CLIP loss nothing is edited.")

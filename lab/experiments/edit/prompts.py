@@ -13,8 +13,8 @@ PROMPTS = {"mnist": ("a digit", "a sketch of a digit"), "usps": ("a digit", "a s
 
 
 def backbone_defaults(model: str) -> dict:
-    """The data and source/target prompts that suit a backbone, read from its training record without loading
-    it: {"data", "source", "target"}; empty when the record does not say (e.g. a Hub model)."""
+    """The data, source/target prompts and editing recipe (lab/experiments/edit/recipes.py) that suit a backbone,
+    read from its training record without loading it; empty when the record does not say (e.g. a Hub model)."""
     from lab.models.store import read_info, resolve_model_path
 
     try:
@@ -24,4 +24,6 @@ def backbone_defaults(model: str) -> dict:
     data = read_info(where).get("data", {}).get("name") if isinstance(where, Path) else None
     if data not in PROMPTS:
         return {}
-    return {"data": data, "source": PROMPTS[data][0], "target": PROMPTS[data][1]}
+    from lab.experiments.edit.recipes import recipe_for
+
+    return {"data": data, "source": PROMPTS[data][0], "target": PROMPTS[data][1], **recipe_for(data)}

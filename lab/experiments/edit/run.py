@@ -41,6 +41,7 @@ class EditResult:
     tuned: LoadedModel | None = field(default=None, repr=False)
     saved_to: str | None = None
     notes: list[str] = field(default_factory=list)
+    labels: torch.Tensor | None = field(default=None, repr=False)   # of the edited dataset images (None: uploads)
 
     def save(self, run) -> None:
         from lab.viz.export import write_csv
@@ -96,9 +97,9 @@ def identity_network(config: EditConfig, model: LoadedModel, device, notes: list
 
 # --- the run -----------------------------------------------------------------------------------------------------
 
-def _dataset_images(config: EditConfig, model: LoadedModel, split: str, n: int, seed: int) -> torch.Tensor:
+def _dataset(config: EditConfig, model: LoadedModel, split: str, n: int, seed: int):
     return load_dataset(config.data, split, size=model.size, channels=model.channels, limit=n, seed=seed,
-                        style=config.style).to_float()
+                        style=config.style)
 
 
 def edit_images(model: LoadedModel, tuned_unet, images: torch.Tensor, config: EditConfig,
@@ -129,8 +130,8 @@ def run_edit(config: EditConfig, uploads: torch.Tensor | None = None, progress: 
                              config.lambda_id, identity, views=config.clip_views,
                              lambda_struct=config.lambda_struct).to(device)
     started = time.perf_counter()
-    train = uploads if uploads is not None else _dataset_images(config, model, config.split, config.n_train,
-                                                                config.seed)
+    train = uploads if uploads is not None else _dataset(config, model, config.split, config.n_train,
+                                                         config.seed).to_float()
     train = train.to(device)
     latents, hit = invert_cached(model.unet, model.scheduler, train, config.t0, config.n_inv_step,
                                  progress=progress)
@@ -139,10 +140,12 @@ def run_edit(config: EditConfig, uploads: torch.Tensor | None = None, progress: 
     tuned, history = finetune(model.unet, model.scheduler, train, latents, loss, settings, progress=progress,
                               on_step=on_step)
     finetune_seconds = time.perf_counter() - started
+    labels = None
     if uploads is not None:
         targets = uploads
     elif config.edit_n > 0:
-        targets = _dataset_images(config, model, config.edit_split, config.edit_n, config.seed + 1)
+        edit_set = _dataset(config, model, config.edit_split, config.edit_n, config.seed + 1)
+        targets, labels = edit_set.to_float(), edit_set.labels
     else:
         targets = train.cpu()[:8]
     started = time.perf_counter()
@@ -155,7 +158,8 @@ def run_edit(config: EditConfig, uploads: torch.Tensor | None = None, progress: 
                          ["original", "reconstruction", "edited"], cell=model.size * 2)
     tuned_model = LoadedModel(tuned, model.scheduler, "ddpm", f"{model.source} + DiffusionCLIP",
                                  {"diffusionclip": asdict(config)})
-    result = EditResult(config, targets.cpu(), recon, edited, history, metrics, grid, tuned_model, notes=notes)
+    result = EditResult(config, targets.cpu(), recon, edited, history, metrics, grid, tuned_model, notes=notes,
+                        labels=labels)
     if config.save_as:
         result.saved_to = str(save_tuned(result, get_settings().checkpoint_dir / config.save_as, model))
     return result
