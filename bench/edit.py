@@ -74,7 +74,8 @@ def run_domain(domain: str, args, run) -> dict:
     from lab.metrics.judges import train_judges
     from lab.models.store import load_diffusion
     from lab.train.diffusionclip import DiffusionClipLoss, FinetuneSettings
-    from lab.viz.grids import image_grid, label_rows
+    from lab.viz.grids import image_grid
+    from lab.viz.rows import label_rows
 
     spec = DOMAINS[domain]
     quick = args.quick

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from lab.errors import Cancelled, LabError
@@ -36,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     from lab.progress import TqdmProgress
 
     set_threads(getattr(args, "threads", None))
-    progress = TqdmProgress()
+    main_process = os.environ.get("RANK", "0") == "0"  # under `accelerate launch`, only the main process reports
+    progress = TqdmProgress(disable=not main_process)
     try:
         result = args.run(args, progress)
     except Cancelled as err:
@@ -50,6 +52,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         progress.close()
-    if result is not None:
+    if result is not None and main_process:
         print(json.dumps(result, indent=2, default=str))
     return 0

@@ -85,6 +85,8 @@ class SavedRun:
             lines.append(f"Reproduce with `{r['command']}`.")
         else:
             lines.append("No CLI equivalent: the configuration below repeats it in the app.")
+        if r.get("stopped"):
+            lines.append(f"{r['stopped']} What had finished is below.")
         if r.get("error"):
             lines.append(f"Ended with: `{str(r['error']).splitlines()[0]}`")
         return "\n\n".join(lines)

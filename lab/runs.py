@@ -61,21 +61,25 @@ class Run:
         self.metrics.update(metrics)
         self._write()
 
-    def finish(self, status: str = "finished", error: str | None = None) -> None:
+    def finish(self, status: str = "finished", error: str | None = None, note: str | None = None) -> None:
+        """Record the end: its status, the error of a failed run, the note of a stopped one ("Stopped after step
+        k of n")."""
         self.status = status
-        self._write(error)
+        self._write(error, note)
         try:  # versions.json, metrics.csv/json, REPRODUCE.md: a failure here must not lose the run
             write_sidecars(self.dir, overwrite=True)
         except Exception as err:  # noqa: BLE001
             log.warning("could not write the export files of %s: %s", self.dir, err)
 
-    def _write(self, error: str | None = None) -> None:
+    def _write(self, error: str | None = None, note: str | None = None) -> None:
         record = {"kind": self.kind, "status": self.status, "config": self.config, "metrics": self.metrics,
                   "artifacts": self.artifacts, "command": self.command,
                   "started": datetime.fromtimestamp(self.started, timezone.utc).isoformat(timespec="seconds"),
                   "seconds": round(time.time() - self.started, 2)}
         if error:
             record["error"] = error
+        if note:
+            record["stopped"] = note
         tmp = self.dir / "run.json.tmp"
         tmp.write_text(json.dumps(record, indent=2, default=str))
         tmp.replace(self.dir / "run.json")
@@ -97,8 +101,10 @@ def recorded(kind: str, config: dict, command: str = "", root: Path | None = Non
     run = new_run(kind, config, command, root)
     try:
         yield run
-    except (Cancelled, KeyboardInterrupt):
-        run.finish("cancelled")
+    except (Cancelled, KeyboardInterrupt) as err:
+        run.finish("cancelled", note=str(err) or "Stopped (interrupted).")
+        if getattr(err, "run_dir", None) is None:
+            err.run_dir = str(run.dir)  # the front end shows where what finished is kept
         raise
     except BaseException as err:
         run.finish("failed", f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=5)}")

@@ -2,12 +2,19 @@
 every tab, runs a small job in each with the shipped checkpoints, waits for the result and downloads the tab's
 export (the "Export: …" file list, its zip preferred), checking the file by its magic bytes.
 
+It also checks what a newcomer sees (issue 19): every figure whole inside its box (not cropped, not scrolled
+away), the key column of a table visible without scrolling sideways, a one-line hint in tables before the first
+run, a note when a slider clamps a typed number, an estimate (and a Run-anyway button) before a long run, and a
+stopped job that reads "Stopped after step k of n" with no "Error" anywhere.
+
 A full-page screenshot of each tab goes to test-artifacts/<tab>.png (ignored by git), written even when the test
-fails. Skipped, with the reason, where no Chromium (or no Playwright) is installed. About 2-3 minutes on 2 CPU cores.
+fails; the checks above save their own (test-artifacts/<check>.png). Skipped, with the reason, where no Chromium
+(or no Playwright) is installed. About 4-5 minutes on 2 CPU cores.
 """
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import time
 import zipfile
@@ -92,6 +99,8 @@ def set_value(page, label: str, value) -> None:
     box = page.locator(f'input[aria-label="number input for {label}"]').filter(visible=True)
     if not box.count():
         box = page.get_by_label(label, exact=True).filter(visible=True)
+    if not box.count():  # a textbox with an info line under its label
+        box = page.get_by_label(re.compile(rf"^{re.escape(label)}")).filter(visible=True)
     box = box.first
     box.wait_for()
     for _ in range(3):
@@ -173,6 +182,92 @@ def download_export(page, tab: str, fallback_label: str | None = None, timeout_s
     return saved
 
 
+# what "whole" means for a picture: loaded, not cropped by object-fit, and not cut by any box that clips its content
+WHOLE_JS = """(img) => {
+  const out = [], r = img.getBoundingClientRect();
+  if (!img.complete || !img.naturalWidth) return ['not loaded'];
+  const fit = getComputedStyle(img).objectFit;
+  const mismatch = Math.abs((r.width / r.height) / (img.naturalWidth / img.naturalHeight) - 1) > 0.03;
+  if (mismatch && !['contain', 'scale-down'].includes(fit))
+    out.push(`a ${img.naturalWidth}x${img.naturalHeight} picture drawn ${Math.round(r.width)}x${Math.round(r.height)}`
+             + ` with object-fit ${fit}: cropped or stretched`);
+  for (let e = img.parentElement; e && e !== document.body; e = e.parentElement) {
+    const s = getComputedStyle(e);
+    if ([s.overflowX, s.overflowY].every(v => v === 'visible')) continue;
+    const b = e.getBoundingClientRect();
+    if (r.left < b.left - 1 || r.right > b.right + 1 || r.top < b.top - 1 || r.bottom > b.bottom + 1)
+      out.push(`cut by <${e.tagName.toLowerCase()} class="${e.className}">`);
+  }
+  return out;
+}"""
+# a table cell one can see without scrolling sideways: inside every box between it and the page that scrolls
+UNSCROLLED_JS = """(cell) => {
+  const r = cell.getBoundingClientRect();
+  for (let e = cell.parentElement; e && e !== document.body; e = e.parentElement) {
+    const s = getComputedStyle(e);
+    if (s.overflowX === 'visible') continue;
+    const b = e.getBoundingClientRect();
+    if (r.right > b.right + 1 || r.left < b.left - 1)
+      return `only after scrolling <${e.tagName.toLowerCase()}> sideways`;
+  }
+  return '';
+}"""
+
+
+LABELS = "label[data-testid='block-label'], [data-testid='block-info'], .header-row .label"  # image/slider/table
+
+
+def block_of(page, label: str):
+    """The visible component whose label starts with ``label`` (the innermost block that holds it)."""
+    named = page.locator(LABELS).filter(has_text=re.compile(rf"^\s*{re.escape(label)}"))
+    return page.locator("div.block", has=named).filter(visible=True).last
+
+
+def assert_whole(page, label: str, artifact: str) -> None:
+    """The first picture of the image or gallery labelled ``label`` is shown whole (screenshot: ``artifact``)."""
+    block = block_of(page, label)
+    image = visible(block.locator("img"))
+    image.wait_for(timeout=30_000)
+    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+    block.scroll_into_view_if_needed()
+    with contextlib.suppress(Exception):
+        block.screenshot(path=str(ARTIFACTS / f"{artifact}.png"))
+    problems = image.evaluate(WHOLE_JS)
+    assert not problems, f"{label}: the first picture is not shown whole: {problems}"
+
+
+def assert_column_visible(page, table_label: str, column: str, artifact: str) -> None:
+    """The header ``column`` of the table labelled ``table_label`` is visible without sideways scrolling."""
+    block = block_of(page, table_label)
+    header = visible(block.locator(f'th[title="{column}"]'))
+    header.wait_for(timeout=20_000)
+    block.scroll_into_view_if_needed()
+    with contextlib.suppress(Exception):
+        block.screenshot(path=str(ARTIFACTS / f"{artifact}.png"))
+    problem = header.evaluate(UNSCROLLED_JS)
+    assert not problem, f"{table_label}: the column {column!r} is visible {problem}"
+
+
+def assert_no_error_shown(page) -> None:
+    """No error toast and no "Error" badge or word anywhere on the page."""
+    assert not page.locator(".toast-body.error, [data-testid='toast-body'].error").count(), "an error toast"
+    shown = page.get_by_text(re.compile(r"\bError\b")).filter(visible=True)
+    assert not shown.count(), f"the page shows: {shown.first.inner_text()[:200]!r}"
+
+
+def assert_hint_instead_of_placeholders(page, table_label: str, hint: str) -> None:
+    """Before the first run the table shows a one-line hint, not the placeholder headers "1 2 3"."""
+    block = block_of(page, table_label)
+    headers = [h.get_attribute("title") for h in block.locator("th").all()]
+    assert not {"1", "2", "3"} <= set(headers), f"{table_label} shows placeholder headers {headers}"
+    assert visible(block.get_by_text(hint)).is_visible()
+
+
+def open_accordion(page, title: str) -> None:
+    visible(page.get_by_text(title, exact=True)).click()
+    page.wait_for_timeout(500)
+
+
 # --- one test per tab ------------------------------------------------------------------------------------------------
 
 def test_app_opens_on_the_denoising_tab(page):
@@ -183,6 +278,10 @@ def test_app_opens_on_the_denoising_tab(page):
     for name in ("Denoising steps", "Class-conditional sampling", "DANN stage comparison", "Domain discovery",
                  "DiffusionCLIP editing", "Batch adaptation + CNN evaluation"):
         assert name in tabs
+    # the tabs come in the order of README.md's table of them
+    table = (ROOT / "README.md").read_text().split("| tab | what it does |", 1)[1].split("\n\n", 1)[0]
+    listed = [line.split("|")[1].strip() for line in table.splitlines()[2:] if line.startswith("|")]
+    assert [t for t in tabs if t in listed] == listed, f"tabs {tabs} are not in README's order {listed}"
     page.screenshot(path=str(ARTIFACTS / "app.png"), full_page=True)
 
 
@@ -190,24 +289,92 @@ def test_app_opens_on_the_denoising_tab(page):
 def test_denoising_tab(page):
     with on_tab(page, "Denoising steps", "denoise"):
         set_value(page, "Steps (DDPM / DDIM / PC)", 10)
+        # a typed number beyond the slider's range is clamped by the slider: a note beside it says so
+        box = visible(page.locator('input[aria-label="number input for Number of images (rows)"]'))
+        box.fill("50")
+        box.press("Tab")
+        note = visible(page.get_by_text("You typed 50; this slider goes from 1 to 16, so 16 is used."))
+        note.wait_for(timeout=5_000)
+        block_of(page, "Number of images (rows)").screenshot(path=str(ARTIFACTS / "clamp-note.png"))
         set_value(page, "Number of images (rows)", 2)
+        assert not page.get_by_text("You typed 50").filter(visible=True).count(), "the note outlived the clamp"
         set_value(page, "Snapshots (columns)", 5)
         click_button(page, "Generate")
         wait_for_result(page, "2 images × 5 snapshots in", 60)
         wait_for_image(page, "Denoising trajectory")
-        download_export(page, "denoise", fallback_label="Grid as PNG (full resolution)")
+        assert_whole(page, "Denoising trajectory", "denoise-trajectory")
+        saved = download_export(page, "denoise", fallback_label="Grid as PNG: print size")
+        links = block_of(page, "Grid as PNG: print size").locator("a[data-testid='download-link']")
+        names = sorted(links.nth(i).get_attribute("download") or "" for i in range(links.count()))
+        assert names == ["grid-native.png", "grid-print.png"], names
+        assert saved.exists()
+
+
+@shipped("ddpm-mnist", "classifier-mnist")
+def test_denoising_sweep_shows_every_grid_whole_with_its_uncertainty(page):
+    with on_tab(page, "Denoising steps", "denoise-sweep"):
+        open_accordion(page, "Step-count sweep (the seed compared T = 10, 100, 1000 sampling steps)")
+        assert_hint_instead_of_placeholders(page, "Quality per T", "Run the sweep")
+        set_value(page, "Number of images (rows)", 2)
+        set_value(page, "Step counts", "2, 5")
+        click_button(page, "Run sweep")
+        wait_for_result(page, "Highest confident fraction", 120)
+        assert_whole(page, "One grid per T", "sweep-gallery")
+        assert visible(page.get_by_text("this sweep cannot tell the step counts apart")).is_visible()
+        assert_column_visible(page, "Quality per T", "95 % interval", "sweep-table")
+
+
+@shipped("ddpm-mnist", "classifier-mnist")
+def test_a_long_run_shows_its_estimate_first(page, runs_dir):
+    """n = 10,000 FID samples on this machine: the tab answers with an estimate and a Run-anyway button."""
+    before = set(runs_dir.iterdir())
+    with on_tab(page, "Denoising steps", "estimate"):
+        open_accordion(page, "Quality: FID / KID and classifier measures")
+        assert_hint_instead_of_placeholders(page, "Metrics", "Compute the quality")
+        box = visible(page.locator('input[aria-label="number input for Samples (n)"]'))
+        box.fill("20000")
+        box.press("Tab")
+        visible(page.get_by_text("You typed 20,000; this slider goes from 10 to 10,000, so 10,000 is used.")).wait_for(
+            timeout=5_000)
+        click_button(page, "Compute for this model")
+        wait_for_result(page, "This run would take about", 60)
+        anyway = visible(page.get_by_role("button", name=re.compile(r"^Run anyway \(about ")))
+        assert anyway.is_visible()
+        block_of(page, "Samples (n)").scroll_into_view_if_needed()
+        assert visible(page.get_by_text(re.compile(r"Lower n to [\d,]+ for about"))).is_visible()
+    assert not [f for f in set(runs_dir.iterdir()) - before if f.name.endswith("denoise-quality")], "it started"
+
+
+@shipped("ddpm-mnist")
+def test_stop_reads_stopped_after_step_k_of_n_and_is_no_error(page):
+    with on_tab(page, "Denoising steps", "stop"):
+        visible(page.get_by_label("ddpm", exact=True)).check()
+        set_value(page, "Steps (DDPM / DDIM / PC)", 1000)
+        set_value(page, "Number of images (rows)", 16)
+        click_button(page, "Generate")
+        page.wait_for_timeout(4_000)   # sampling has begun
+        click_button(page, "Stop")
+        wait_for_result(page, "Stopped after step", 60)
+        page.wait_for_timeout(1_500)   # any error badge or toast would show by now
+        assert re.search(r"Stopped after step [\d,]+ of 1,000", page.inner_text("body"))
+        assert_no_error_shown(page)
+        visible(page.get_by_label("ddim", exact=True)).check()
+        set_value(page, "Steps (DDPM / DDIM / PC)", 10)
 
 
 @needs_mnist
 @shipped("cfg-mnist", "classifier-mnist")
 def test_conditional_tab(page):
     with on_tab(page, "Class-conditional sampling", "conditional"):
+        assert_hint_instead_of_placeholders(page, "Per class", "Press Generate")
         set_value(page, "Sampling steps", 10)
         set_value(page, "Samples per class (the grid shows up to 10; the metrics use all)", 1)
         visible(page.get_by_label("FID per class (judge features)", exact=True)).uncheck()
         click_button(page, "Generate")
         wait_for_result(page, "Sampling took", 120)
         wait_for_image(page, "One row per class")
+        assert_whole(page, "One row per class", "conditional-grid")
+        assert visible(page.get_by_text(re.compile(r"Per-class accuracy from n = 1 per class"))).is_visible()
         download_export(page, "conditional", fallback_label="Grid PNG, per-class CSV")
 
 
@@ -244,8 +411,10 @@ def test_discovery_tab(page):
         set_value(page, "Images per domain", 2)
         click_button(page, "Reconstruct")
         wait_for_result(page, "PSNR (dB) of x", 120)
-        visible(page.locator("div.block", has=page.locator("label[data-testid='block-label']",
-                                                            has_text="Per t0")).locator("img")).wait_for()
+        assert_whole(page, "Per t0", "discovery-gallery")
+        caption = visible(block_of(page, "Per t0").locator(".caption-label"))
+        assert caption.is_visible() and "t0 = 300" in caption.inner_text()
+        assert visible(page.get_by_text(re.compile(r"reconstructs the unseen domain"))).is_visible()
         download_export(page, "discovery", fallback_label="CSV and figure")
 
 
@@ -269,6 +438,7 @@ def test_batch_adaptation_tab(page):
     from lab.experiments.ssda.config import CONDITIONS
 
     with on_tab(page, "Batch adaptation + CNN evaluation", "ssda"):
+        assert_hint_instead_of_placeholders(page, "Final-epoch accuracy", "Press Translate and compare")
         set_value(page, "n′ labelled source images", 20)
         set_value(page, "Test images per domain", 50)
         set_checks(page, CONDITIONS, {"original", "adapted"})
@@ -278,6 +448,9 @@ def test_batch_adaptation_tab(page):
         click_button(page, "Translate and compare")
         wait_for_result(page, "n′ = 20 labelled", 180)
         wait_for_image(page, "Originals (top) and their translations (bottom)")
+        assert_whole(page, "Originals (top) and their translations (bottom)", "ssda-gallery")
+        assert_column_visible(page, "Final-epoch accuracy", "target test acc %", "ssda-table")
+        assert visible(page.get_by_text(re.compile(r"The CNN is under-trained"))).is_visible()  # 1 epoch of 20
         download_export(page, "ssda")
 
 
@@ -287,13 +460,24 @@ def test_history_tab(page, runs_dir):
     if not any(runs_dir.iterdir()):
         pytest.skip("no run was made by the tests above (their checkpoints or data are missing)")
     with on_tab(page, "History", "history"):
+        assert_hint_instead_of_placeholders(page, "Configuration and metrics: A, B, differs", "Choose runs A and B")
         click_button(page, "Refresh")
-        box = visible(page.get_by_label("Run (its id or folder)", exact=True))
-        box.click()
-        option = visible(page.get_by_role("option"))
-        option.wait_for(timeout=20_000)
-        option.click()
-        click_button(page, "Open")
-        page.wait_for_timeout(500)
+        # a click on a row of the runs table opens that run
+        runs = block_of(page, "Past runs")
+        first = visible(runs.locator("[data-testid='cell-0-0']"))
+        first.wait_for(timeout=20_000)
+        run_id = first.inner_text().strip()
+        first.click()
+        visible(page.get_by_text(re.compile(rf"^{re.escape(run_id)} —"))).wait_for(timeout=30_000)
         download_export(page, "history", timeout_s=60)
+        # compare two runs, one with a long command: column B stays in sight
+        ids = sorted(p.name for p in runs_dir.iterdir() if p.is_dir())
+        for label, value in (("Run A", ids[-1]), ("Run B", ids[0])):
+            box = visible(page.get_by_label(label, exact=True))
+            box.fill(value)
+            box.press("Enter")
+        click_button(page, "Compare")
+        wait_for_result(page, "settings and results differ", 60)
+        assert_column_visible(page, "Configuration and metrics: A, B, differs", "B", "history-compare")
+        assert_whole(page, "Images of the run", "history-gallery")
 

@@ -1,5 +1,6 @@
 """The Class-conditional tab and CLI end to end, on tiny untrained models (fast; the numbers mean nothing)."""
 import json
+import re
 
 import gradio as gr
 import pytest
@@ -60,6 +61,10 @@ def test_tab_answers_through_gradio_client(checkpoints, launch_tab):
     rows = table["data"]
     assert len(rows) == 10 and all(0 <= r[table["headers"].index("accuracy")] <= 1 for r in rows)
     assert "FID" in table["headers"] and "n reference" in table["headers"]
+    # n = 2 per class: a Wilson interval per accuracy, a bootstrap interval per FID and notes that say so
+    assert {"accuracy 95 % (Wilson)", "FID 95 % (bootstrap)"} <= set(table["headers"])
+    assert "Per-class FID from n = 2 samples per class is not stable" in info
+    assert re.search(r"the label (does not steer|steers) the samples|as often as real images", info)  # a verdict
     names = {p.rsplit("/", 1)[-1] for p in (f if isinstance(f, str) else f["path"] for f in files)}
     assert {"grid.png", "per_class.csv", "tsne.html"} <= names
     assert json.loads(plot["plot"])["data"]  # the t-SNE figure has traces
@@ -68,7 +73,7 @@ def test_tab_answers_through_gradio_client(checkpoints, launch_tab):
         **{**GRID, "fid": False}, scales="0, 2", api_name="/conditional_sweep")
     assert [r[0] for r in sweep_table["data"]] == [0.0, 2.0] and "Best accuracy" in text and len(gallery) == 2
 
-    compare_rows, per_class, grids, _ = client.predict(
+    compare_rows, per_class, grids, verdict, _ = client.predict(
         methods=["label-embed", "condnorm", "auxclf", "classifier-guidance", "cfg"],
         models=["label-embed=cfg-tiny", "condnorm=condnorm-tiny", "auxclf=auxclf-tiny", "classifier-guidance=ddpm-tiny",
                 "cfg=cfg-tiny"], method_scales="auxclf=1, classifier-guidance=1, cfg=2", classifier="noisy-tiny",
@@ -76,6 +81,7 @@ def test_tab_answers_through_gradio_client(checkpoints, launch_tab):
         api_name="/conditional_compare")
     assert len(compare_rows["data"]) == 6 and len(grids) == 5       # five methods + the real-data floor
     assert len(per_class["data"]) == 5
+    assert "is the most accurate" in verdict and "n = 2 per method" in verdict  # the verdict, with its small n
 
 
 @pytest.mark.parametrize("change,message", [({"scale": -1.0}, "minimum value 0|between 0"),
@@ -104,3 +110,19 @@ def test_cli_grid_and_errors(checkpoints, capsys):
     assert "without label dropout" in capsys.readouterr().err
     assert main(["conditional", "--method", "cfg", "--model", "cfg-tiny", "--scale", "-2", "--steps", "2"]) == 2
     assert "0 or more" in capsys.readouterr().err
+
+
+def test_intervals_of_small_samples():
+    from lab.metrics.intervals import bootstrap, interval_text, wilson
+
+    lo, hi = wilson(0.5, 10)
+    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)   # the closed form
+    assert wilson(1.0, 10)[1] == 1.0 and wilson(1.0, 10)[0] == pytest.approx(0.7225, abs=1e-4)
+    assert wilson(0.5, 1000)[1] - wilson(0.5, 1000)[0] < 0.07 < hi - lo          # narrower with n
+    torch.manual_seed(0)
+    values = torch.randn(400, 1) + 3.0
+    spread = bootstrap(lambda x: float(x.mean()), values, reps=200)
+    assert spread[0] < float(values.mean()) < spread[1] and spread[1] - spread[0] < 0.4
+    few = bootstrap(lambda x: float(x.mean()), values[:10], reps=200)
+    assert few[1] - few[0] > spread[1] - spread[0]
+    assert interval_text((0.41, 0.923), percent=True) == "41–92 %" and interval_text(None) == ""

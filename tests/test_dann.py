@@ -1,5 +1,8 @@
-"""DANN stages: the GRL's gradient, every placement, λ = 0 ≡ source only, PAD, bad inputs."""
+"""DANN stages: the GRL's gradient, every placement, CDAN's multilinear map and entropy weights by hand, λ = 0 ≡
+source only for every adversarial method, PAD, the standard USPS loader, the verdict, bad inputs."""
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +16,15 @@ from lab.experiments.dann.run import run_dann
 from lab.metrics.domain import pad_from_error, proxy_a_distance
 from lab.models.dann import GradientReversalLayer, GradientReverse, build_dann
 from lab.models.dann_registry import check_placement
+from lab.train.adversarial import (ConditionalDomainAdversarialLoss, RandomizedMultilinearMap, build_adversary,
+                                   multilinear_map)
 from lab.train.dann import DANNTrainConfig, DomainPair, dann_lambda, dann_lr, train_dann
+
+
+needs_usps_libsvm_test = pytest.mark.skipif(
+    not (Path(os.environ["LAB_DATA_DIR"]) / "usps" / "usps.t.bz2").exists() or
+    not (Path(os.environ["LAB_DATA_DIR"]) / "usps" / "usps.h5").exists(),
+    reason="usps.t.bz2 and usps.h5 not both in LAB_DATA_DIR/usps")
 
 
 def _random_pair(n=32, size=32, classes=10, seed=0) -> DomainPair:
@@ -84,19 +95,156 @@ def test_discriminator_is_sized_per_placement():
     assert build_dann("lenet", "none")[1] is None
 
 
+@pytest.mark.parametrize("method", ["dann", "cdan", "cdan+e"])
 @pytest.mark.parametrize("placement", ["stage1", "stage2", "stage3"])
-def test_lambda_zero_dann_equals_source_only_for_the_same_seed(placement):
+def test_lambda_zero_adversarial_rows_equal_source_only_for_the_same_seed(placement, method):
     data = _random_pair(n=24, seed=1)
     common = dict(epochs=1, steps_per_epoch=4, batch_size=8, eval_limit=8, feature_points=4, seed=7,
                   source_only_sees_target=True)
     plain = train_dann(data, "none", "lenet", DANNTrainConfig(**common))
-    zero = train_dann(data, placement, "lenet", DANNTrainConfig(**common, lambda_schedule="constant", lambda_max=0.0))
-    full = train_dann(data, placement, "lenet", DANNTrainConfig(**common, lambda_schedule="constant", lambda_max=1.0))
+    zero = train_dann(data, placement, "lenet", DANNTrainConfig(**common, lambda_schedule="constant", lambda_max=0.0),
+                      method=method)
+    full = train_dann(data, placement, "lenet", DANNTrainConfig(**common, lambda_schedule="constant", lambda_max=1.0),
+                      method=method)
     a, b, c = plain.net.state_dict(), zero.net.state_dict(), full.net.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert plain.target_acc == zero.target_acc and plain.history[0]["cls_loss"] == zero.history[0]["cls_loss"]
+    assert math.isfinite(zero.history[0]["domain_loss"]) and zero.row.startswith(method.upper())
     # the control: with λ = 1 the adversarial gradient does reach the label network
     assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
+
+
+def test_multilinear_map_by_hand():
+    f, g = torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, 4.0, 5.0]])
+    assert multilinear_map(f, g).tolist() == [[3.0, 6.0, 4.0, 8.0, 5.0, 10.0]]  # g_c f_j, class-major
+    two = multilinear_map(torch.tensor([[1.0, 0.0], [0.5, -1.0]]), torch.tensor([[0.2, 0.8], [1.0, 0.0]]))
+    assert torch.allclose(two, torch.tensor([[0.2, 0.0, 0.8, 0.0], [0.5, -1.0, 0.0, 0.0]]))
+    # the randomized map by hand: (f R_f) ⊙ (g R_g) / √k
+    mapping = RandomizedMultilinearMap(2, 3, dim=2)
+    mapping.rf.copy_(torch.tensor([[1.0, 0.0], [1.0, 2.0]]))
+    mapping.rg.copy_(torch.tensor([[1.0, 1.0], [0.0, 1.0], [2.0, 0.0]]))
+    # f R_f = [3, 4]; g R_g = [3 + 10, 3 + 4] = [13, 7]; ⊙ / √2
+    assert torch.allclose(mapping(f, g), torch.tensor([[39.0, 28.0]]) / math.sqrt(2))
+    # in expectation its inner products are those of the full map: ⟨f, f'⟩⟨g, g'⟩
+    torch.manual_seed(0)
+    big = RandomizedMultilinearMap(2, 3, dim=200_000)
+    f2, g2 = torch.tensor([[0.5, -1.0]]), torch.tensor([[1.0, 0.0, 2.0]])
+    exact = (multilinear_map(f, g) * multilinear_map(f2, g2)).sum()
+    assert exact == (f * f2).sum() * (g * g2).sum() == -19.5
+    assert float((big(f, g) * big(f2, g2)).sum()) == pytest.approx(-19.5, rel=0.05)
+
+
+def test_cdan_sizes_its_discriminator_and_randomizes_large_maps():
+    sizes = {}
+    for tap in ((1600,), (256,), (10,)):
+        loss = build_adversary("cdan", tap, 10)
+        sizes[tap[0]] = (loss.discriminator.mlp[0].in_features, loss.mapping is not None)
+    assert sizes == {1600: (1024, True), 256: (2560, False), 10: (100, False)}
+    assert build_adversary("none", (10,), 10) is None
+    assert build_adversary("cdan+e", (10,), 10).entropy and not build_adversary("cdan", (10,), 10).entropy
+    assert build_adversary("dann", (256,), 10).discriminator.mlp[0].in_features == 256
+    pooled = build_adversary("cdan", (256, 2, 2), 10).view(torch.ones(3, 256, 2, 2), torch.zeros(3, 10))
+    assert pooled.shape == (3, 2560) and torch.allclose(pooled, torch.full((3, 2560), 0.1))
+
+
+def test_cdan_e_weights_examples_by_one_plus_exp_minus_entropy():
+    """The weighted loss equals the hand-weighted BCE of a fixed discriminator."""
+    torch.manual_seed(0)
+    disc = torch.nn.Linear(4, 1)
+    loss = ConditionalDomainAdversarialLoss(lambda h: disc(h).squeeze(1), entropy=True)
+    f = torch.randn(4, 2)
+    logits = torch.tensor([[0.0, 0.0], [30.0, 0.0], [1.0, 0.0], [0.0, -30.0]])  # uniform, sure, unsure, sure
+    p = torch.softmax(logits, 1)
+    h = -(p * p.clamp_min(1e-12).log()).sum(1)
+    w = 1 + torch.exp(-h)
+    assert w[0] == pytest.approx(1.5) and w[1] == pytest.approx(2.0)   # 1 + 1/C for C = 2; 2 for one-hot
+    w = w / w.sum() * 4
+    assert torch.allclose(loss.weights(logits), w)
+    d = disc(multilinear_map(f, p)).squeeze(1)
+    y = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    by_hand = (w * -(y * torch.log(torch.sigmoid(d)) + (1 - y) * torch.log(1 - torch.sigmoid(d)))).mean()
+    assert loss(f[:2], f[2:], logits[:2], logits[2:]).item() == pytest.approx(by_hand.item(), rel=1e-5)
+    plain = ConditionalDomainAdversarialLoss(lambda h: disc(h).squeeze(1))
+    unweighted = (-(y * torch.log(torch.sigmoid(d)) + (1 - y) * torch.log(1 - torch.sigmoid(d)))).mean()
+    assert plain(f[:2], f[2:], logits[:2], logits[2:]).item() == pytest.approx(unweighted.item(), rel=1e-5)
+
+
+def test_jobs_and_verdict():
+    config = DANNConfig(placements=["none", "stage2", "stage3"], methods=["dann", "cdan+e"]).validate()
+    assert config.jobs() == [("none", "none"), ("stage2", "dann"), ("stage2", "cdan+e"), ("stage3", "dann"),
+                             ("stage3", "cdan+e")]
+    assert DANNConfig(placements=["stage1"], methods=["none", "cdan"]).validate().jobs() == [
+        ("none", "none"), ("stage1", "cdan")]
+    from lab.experiments.dann.table import display_rows, verdict
+
+    def row(name, method, mean, std, seeds=3):
+        return {"row": name, "method": method, "placement": "stage3", "GRL at": "", "seeds": seeds,
+                "target_acc_mean": mean, "target_acc_std": std, "source_acc_mean": 0.9, "source_acc_std": 0.0,
+                "pad_mean": 1.9, "pad_std": 0.01, "pad_seen_mean": 0.71234, "pad_seen_std": 0.1,
+                "minutes_per_run": 2.345}
+    base = row("source only", "none", 0.90, 0.01)
+    assert "well beyond the spread" in verdict([base, row("CDAN @ stage3", "cdan", 0.97, 0.005)])
+    assert "within the spread" in verdict([base, row("CDAN @ stage3", "cdan", 0.905, 0.01)])
+    assert "No adversarial row beat source only" in verdict([base, row("DANN @ stage3", "dann", 0.85, 0.01)])
+    assert "One seed only" in verdict([row("source only", "none", 0.9, 0.0, 1), row("D", "dann", 0.95, 0.0, 1)])
+    shown = display_rows([base])[0]
+    assert list(shown)[0] == "target acc %" and shown["target acc %"] == "90.00 ± 1.00"
+    assert shown["PAD: what the discriminator sees"] == "0.71 ± 0.10" and shown["min / run"] == 2.3
+
+
+def _write_libsvm(path, images, labels):
+    import bz2
+
+    lines = [f"{y + 1} " + " ".join(f"{i + 1}:{v:.6f}" for i, v in enumerate(x.reshape(-1))) for x, y in
+             zip(images, labels)]
+    with bz2.open(path, "wt") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def test_usps_loader_gives_torchvisions_values_when_the_libsvm_file_is_there(tmp_path, monkeypatch):
+    import h5py
+    import torchvision
+
+    from lab.data import load_dataset
+    from lab.data.usps import read_usps, usps_rendering
+
+    rng = np.random.default_rng(0)
+    values = np.clip(rng.normal(-0.6, 0.6, (12, 16, 16)), -1, 1).astype(np.float32)
+    values[:, 3, 3] = [-1.0, 1.0, 0.999999, -0.999999, 0.0, 0.5, -0.5, 0.1234567, 0.3, 0.7, 0.9, -0.2]
+    labels = np.arange(12) % 10
+    folder = tmp_path / "usps"
+    folder.mkdir()
+    _write_libsvm(folder / "usps.bz2", values, labels)
+    with h5py.File(folder / "usps.h5", "w") as f:  # a different rendering beside it: the LIBSVM file wins
+        for split in ("train", "test"):
+            f[f"{split}/data"] = rng.random((12, 256), dtype=np.float32)
+            f[f"{split}/target"] = labels
+    monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
+    reference = torchvision.datasets.USPS(str(folder), train=True)
+    ours = load_dataset("usps", "train")
+    assert usps_rendering("train") == "libsvm" and "libsvm" in ours.notes[0]
+    assert np.array_equal(ours.images.squeeze(1).numpy(), reference.data) and ours.labels.tolist() == reference.targets
+    assert not np.array_equal(ours.images.numpy(), read_usps("train", "h5").images.numpy())
+    assert usps_rendering("test") == "h5-mapped"  # no LIBSVM test file: the h5, mapped by a fit on the train pairs
+
+
+@needs_usps_libsvm_test
+def test_standard_usps_test_split_and_the_mapped_train_split():
+    import torchvision
+
+    from lab.data import load_dataset
+    from lab.data.usps import folder, mapping_report, usps_rendering
+
+    test = load_dataset("usps", "test")
+    reference = torchvision.datasets.USPS(str(folder()), train=False)
+    assert usps_rendering("test") == "libsvm"
+    assert np.array_equal(test.images.squeeze(1).numpy(), reference.data) and test.labels.tolist() == reference.targets
+    if not (folder() / "usps.bz2").exists():
+        assert usps_rendering("train") == "h5-mapped"
+    report = mapping_report()  # on held-out test images
+    assert report["all"]["stored_mad"] > 15 and report["all"]["mapped_mad"] < 3
+    assert report["saturated_at_1"]["mapped_mad"] < report["saturated_at_1"]["stored_mad"] / 5
 
 
 def test_proxy_a_distance_closed_forms():

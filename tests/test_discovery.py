@@ -154,8 +154,9 @@ def test_tab_answers_through_gradio_client(tiny_ddpm, image_files, launch_tab, m
                   shots=4, in_domain="auto", t0=30, steps=2, classifier="none", seed=0)
     gallery, table, plot, text, files = client.predict(**common, t0s="30", n_images=2,
                                                        api_name="/discovery_reconstruct")
-    assert len(gallery) == 1 and [r[0] for r in table["data"]] == ["unseen", "in-domain"]
+    assert len(gallery) == 1 and [r[0].split(" ")[0] for r in table["data"]] == ["unseen", "in-domain"]
     assert "resized" in text and any(str(f).endswith("reconstruction.csv") for f in files)
+    assert "**Verdict:** at t0 = 30 the frozen model reconstructs the unseen domain" in text
     static["on"] = True
     norm_plot, angle_plot, table, text, files = client.predict(**common, api_name="/discovery_stats")
     static["on"] = False
@@ -190,3 +191,39 @@ def test_shipped_ddpm_round_trip_is_close_in_domain():
     in_domain = result.psnr("in-domain")
     assert in_domain > 20.0, f"in-domain reconstruction PSNR {in_domain:.2f} dB"
     assert result.psnr("unseen") > 12.0
+
+
+def test_verdicts_say_in_words_whether_the_domain_was_found_and_how_it_compares(tmp_path):
+    """The issue's case — FID 1,367 against a floor of 115 — reads "not of the unseen domain", and a finished
+    fine-tuning baseline with the same settings and n is named as better or worse, by how much."""
+    import json as json_
+
+    from lab.experiments.discovery.verdict import reconstruction_verdict, sampling_verdict, separability_verdict
+    from lab.runs import recorded
+
+    config = {"model": "ddpm-mnist", "target": "fashion", "target_style": "plain", "target_path": None, "shots": 100,
+              "seed": 0}
+    metrics = {"fid": {"fid": 1367.0, "n": 64}, "floor": {"fid": 115.0}}
+    text = sampling_verdict("discovery", metrics, config, root=tmp_path)
+    assert "11.9× the real-vs-real floor" in text and "**not of the unseen domain**" in text
+    assert "discovery did not find the domain" in text and "run '4 · Tuning baseline'" in text and "n = 64" in text
+    with recorded("discovery-finetune", {**config, "train_steps": 300}, root=tmp_path) as run:
+        run.save_json("finetune.json", {"metrics": {"fid": {"fid": 400.0, "n": 64}}})
+    with recorded("discovery-finetune", {**config, "shots": 10}, root=tmp_path) as run:   # other settings: not it
+        run.save_json("finetune.json", {"metrics": {"fid": {"fid": 1.0, "n": 64}}})
+    text = sampling_verdict("discovery", metrics, config, root=tmp_path)
+    assert "**worse than the fine-tuning baseline** (FID 400.0, same n" in text and "by 967.0 (3.42×)" in text
+    baseline = sampling_verdict("discovery-finetune", {"fid": {"fid": 400.0, "n": 64}, "floor": {"fid": 115.0}},
+                                config, root=tmp_path)
+    assert "The fine-tuning baseline gives FID 400.0" in baseline and "3.5× the real-vs-real floor" in baseline
+    assert sampling_verdict("discovery", {"fid": None}, config, root=tmp_path) == ""
+    assert json_.loads((run.dir / "run.json").read_text())["status"] == "finished"
+
+    rows = [{"domain": "unseen", "t0": 900, "psnr_mean": 14.6, "n": 10},
+            {"domain": "in-domain", "t0": 900, "psnr_mean": 35.3, "n": 10}]
+    assert "less faithfully than its own data (14.6 dB against 35.3 dB, 20.7 dB apart; n = 10" in \
+        reconstruction_verdict(rows)
+    noise_like = {"unseen vs Gaussian": {"accuracy": 0.52, "std": 0.03, "n_per_set": 100}}
+    told_apart = {"unseen vs Gaussian": {"accuracy": 0.97, "std": 0.02, "n_per_set": 100}}
+    assert "look like Gaussian noise" in separability_verdict(noise_like)
+    assert "are told apart from Gaussian noise" in separability_verdict(told_apart)

@@ -198,3 +198,53 @@ def test_history_tab_refuses_paths_outside_the_runs_folder(client, tmp_path):
     with pytest.raises(Exception, match="no readable run.json"):
         client.predict("empty", api_name="/history_open")
     assert list_runs() == []
+
+
+def test_a_stopped_job_answers_with_after_which_step_and_its_run_folder_never_an_error():
+    """Stop is no failure: the handler returns its "stopped" outputs (here the text and the folder), the run record
+    says where it stopped, and History's summary repeats it."""
+    from lab.ui.common import JobToken, guarded, reporter
+
+    token = JobToken()
+    report = reporter(lambda *args, **kwargs: None, token)
+    made = {}
+
+    @guarded(stopped=lambda text, folder: (text, folder))
+    def handler():
+        with recorded("denoise", {"steps": 10}) as run:
+            made["run"] = run
+            report(3, 10, "Sampling 4 images")
+            token.cancel()
+            report(4, 10, "Sampling 4 images")
+        return "finished"
+
+    text, folder = handler()
+    run = made["run"]
+    assert text.startswith("**Stopped after step 3 of 10 (Sampling 4 images).**") and folder == str(run.dir)
+    record = json.loads((run.dir / "run.json").read_text())
+    assert record["status"] == "cancelled" and record["stopped"] == "Stopped after step 3 of 10 (Sampling 4 images)."
+    assert "Stopped after step 3 of 10" in open_run(run.dir).summary()
+
+    @guarded
+    def plain():
+        token.cancel()
+        report(1, 2, "x")
+
+    import gradio as gr
+
+    assert plain() == gr.skip()  # no "stopped" outputs given: every output keeps what it shows
+
+
+def test_tables_are_rounded_for_reading_with_the_key_columns_first():
+    import pandas as pd
+
+    from lab.ui.display import rounded, table_of
+
+    frame = table_of([{"b": 0.800000011920929, "a": 0.014218144118785858, "key": "x", "n": 10, "gone": 1.0},
+                      {"b": float("nan"), "a": 1367.4219, "key": "y", "n": 20, "gone": 2.0}],
+                     first=["key", "a"], drop=["gone"])
+    assert list(frame.columns) == ["key", "a", "b", "n"]
+    assert frame["b"].tolist() == [0.8, None] and frame["a"].tolist() == [0.01422, 1367.0]
+    assert frame["n"].tolist() == [10, 20]  # whole numbers stay as they are
+    assert rounded(True) is True and rounded("0.123456") == "0.123456" and rounded(35.28764) == 35.29
+    assert isinstance(table_of(pd.DataFrame({"x": [1.23456]})), pd.DataFrame)

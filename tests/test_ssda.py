@@ -202,6 +202,8 @@ def test_tab_runs_and_reopens_through_gradio_client(client, editor_dir, monkeypa
         "mnist-sketch", "tiny-editor", "", 20, 50, ["original", "adapted"], "0", 1, 32, 0.001, api_name="/ssda_run")
     assert "n′ = **20**" in info and "Gain on the target test set" in info
     assert [r[0] for r in table["data"]] == ["original", "adapted"]
+    assert table["headers"][:2] == ["training set", "target test acc %"]  # the column one came for, first
+    assert "under-trained" in info  # 1 epoch of 20 images: the headline says the table means little
     assert gallery and files and any(str(f).endswith(".zip") for f in files)
     again = client.predict(folder, api_name="/ssda_reopen")
     assert again[1]["data"] == table["data"]
@@ -270,3 +272,32 @@ def test_editor_selection_keeps_the_best_validation_seed_and_says_so(editor_dir,
     card = (tmp_path / "editor" / "README.md").read_text()
     assert "kept: seed 2" in card and "seed 1: 0.080" in card and "ssda-editor --task mnist-sketch" in card
     assert not (tmp_path / ".editor-candidates").exists()
+
+
+def _result(histories: dict, n: int = 1000, epochs: int = 1, batch: int = 64):
+    from lab.experiments.ssda.result import SSDAResult
+
+    seeds = sorted({int(k.split("/")[1]) for k in histories})
+    conditions = list(dict.fromkeys(k.split("/")[0] for k in histories))
+    config = SSDAConfig(conditions=conditions, seeds=seeds, epochs=epochs, batch_size=batch)
+    return SSDAResult(config, histories={k: [{"epoch": 1, "loss": 1.0, "source_acc": s, "target_acc": t}]
+                                         for k, (s, t) in histories.items()},
+                      data={"n_labelled": n, "classes": [str(c) for c in range(10)]})
+
+
+def test_the_headline_warns_when_cells_sit_at_chance_or_the_source_accuracy_is_low():
+    """The issue's case: "+17.00 points" with cells at chance after 16 optimisation steps must say so."""
+    weak = _result({"original/0": (0.10, 0.10), "adapted/0": (0.30, 0.27)})
+    text = weak.headline()
+    assert "**+17.0 points** (10.0 % → 27.0 %" in text and "one seed" in text
+    assert "original ends near chance (10%)" in text
+    assert "The CNN is under-trained (16 optimisation steps: 1 epoch(s) of n′ = 1000 images in batches of 64" in text
+    assert "raise epochs or n′" in text
+    strong = _result({"original/0": (0.98, 0.60), "adapted/0": (0.97, 0.80), "original/1": (0.98, 0.62),
+                      "adapted/1": (0.97, 0.79), "original/2": (0.99, 0.61), "adapted/2": (0.98, 0.81)}, epochs=10)
+    text = strong.headline()
+    assert "**+19.0 points**" in text and "over 3 seeds" in text and "translating **helps**" in text
+    assert "⚠️" not in text and strong.warnings() == []
+    noisy = _result({"original/0": (0.98, 0.60), "adapted/0": (0.97, 0.70), "original/1": (0.98, 0.70),
+                     "adapted/1": (0.97, 0.60)}, epochs=10)
+    assert "no gain beyond the spread over seeds" in noisy.headline()

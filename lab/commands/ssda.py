@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from lab.commands.registry import command, config_arg, saved_config, threads_arg
-from lab.experiments.ssda.config import EditorSelectionConfig, SSDAConfig
+from lab.experiments.ssda.config import EditorSelectionConfig, SSDAConfig, TranslateConfig
 
 
 def _args(p) -> None:
@@ -52,3 +52,16 @@ def _ssda_editor(args, progress) -> dict:
 
     config = EditorSelectionConfig.from_args(args).validate()
     return select_editor(config.task, config.out, config.seeds, config.device, progress)
+
+
+def _translate_args(p) -> None:
+    TranslateConfig.add_arguments(p)
+    threads_arg(p)
+
+
+@command("translate", "translate a whole split with a saved DiffusionCLIP model into a folder (one subfolder per "
+         "class); runs under accelerate launch, resumable", _translate_args)
+def _translate(args, progress) -> dict:
+    from lab.experiments.ssda.translate import translate_split
+
+    return translate_split(TranslateConfig.from_args(args), progress=progress)

@@ -216,9 +216,7 @@ def _limits(text: str) -> dict[str, int]:
 @kind("clip", "the lab's small CLIP (open_clip) on its digits and faces in 7 styles",
       dict(steps=2000, lr=1e-3, warmup=100, ema_decay=None), (clip_options,))
 def _clip(args, config, progress) -> Path:
-    from lab.train.clip import train_clip
-
-    from lab.train.clip import Adversarial
+    from lab.train.clip import Adversarial, train_clip
 
     adversarial = (Adversarial(args.clip_adversarial_eps, args.clip_adversarial_steps)
                    if args.clip_adversarial_eps > 0 else None)

@@ -118,33 +118,20 @@ def load_fashion(split: str, **_) -> ImageSet:
     return found
 
 
-def load_usps(split: str, **_) -> ImageSet:
-    settings = get_settings()
-    folder = settings.data_dir / "usps"
-    h5 = folder / "usps.h5"
-    if h5.exists():
-        import h5py
+def load_usps(split: str, rendering: str = "auto", **_) -> ImageSet:
+    """USPS in the standard rendering where it can be had: LIBSVM's usps.bz2 / usps.t.bz2 exactly as torchvision
+    reads them, else usps.h5 mapped onto that rendering (when the other split's LIBSVM file allows the fit), else
+    usps.h5 as stored. ``lab.data.usps.usps_rendering(split)`` says which; the set's first note names it too."""
+    from lab.data.usps import read_usps, rendering_note, usps_rendering
 
-        with h5py.File(h5, "r") as f:
-            group = f["train" if split == "train" else "test"]
-            data = np.asarray(group["data"], dtype=np.float32)
-            target = np.asarray(group["target"], dtype=np.int64)
-        images = torch.from_numpy(np.round(data.reshape(-1, 1, 16, 16) * 255).clip(0, 255).astype(np.uint8))
-        return ImageSet("usps", images, torch.from_numpy(target), DIGIT_CLASSES)
-    filename = "usps.bz2" if split == "train" else "usps.t.bz2"
-    if (folder / filename).exists() or not settings.offline:
-        import torchvision
-
-        try:
-            ds = torchvision.datasets.USPS(root=str(folder), train=(split == "train"),
-                                           download=not settings.offline)
-        except Exception as err:
-            raise _missing("USPS", folder, "Put usps.h5 (or LIBSVM's usps.bz2 / usps.t.bz2) there.") from err
-        images = torch.from_numpy(np.asarray(ds.data, dtype=np.uint8)).unsqueeze(1)
-        return ImageSet("usps", images, torch.as_tensor(ds.targets, dtype=torch.long), DIGIT_CLASSES)
-    raise _missing(f"USPS ({split})", folder,
-                   "Put usps.h5 there (train/data, train/target, test/data, test/target), or LIBSVM's "
-                   "usps.bz2 and usps.t.bz2.")
+    rendering = usps_rendering(split) if rendering == "auto" else rendering
+    if rendering != "h5-mapped":
+        return read_usps(split, rendering)
+    h5 = get_settings().data_dir / "usps" / "usps.h5"
+    stamp = f"{h5.stat().st_size}-{int(h5.stat().st_mtime)}"
+    images = cached_images(f"usps-{split}-h5-mapped-v1-{stamp}", lambda: read_usps(split, rendering).images)
+    labels = read_usps(split, "h5").labels
+    return ImageSet("usps", images, labels, DIGIT_CLASSES, notes=[rendering_note(split, rendering)])
 
 
 def load_digits(split: str, **_) -> ImageSet:

@@ -169,13 +169,16 @@ class DANNNet(nn.Module):
         self.register_buffer("mean", (torch.tensor(stats[0][:in_channels]) * 2 - 1).view(1, -1, 1, 1))
         self.register_buffer("std", (torch.tensor(stats[1][:in_channels]) * 2).view(1, -1, 1, 1))
 
+    def named(self, x: torch.Tensor, maps: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+        """Every tensor a placement can tap: backbone, hidden, logits, and the feature ``maps`` asked for."""
+        feature, tapped_maps = self.backbone((x - self.mean) / self.std, maps)
+        hidden = self.fc1(feature)
+        return {"backbone": feature, "hidden": hidden, "logits": self.fc2(hidden), **tapped_maps}
+
     def tapped(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         spot = PLACEMENTS[self.placement]
-        feature, maps = self.backbone((x - self.mean) / self.std, (spot.tap,) if spot.feature_map else ())
-        hidden = self.fc1(feature)
-        logits = self.fc2(hidden)
-        named = {"backbone": feature, "hidden": hidden, "logits": logits, **maps}
-        return logits, feature, None if spot.tap is None else named[spot.tap]
+        named = self.named(x, (spot.tap,) if spot.feature_map else ())
+        return named["logits"], named["backbone"], None if spot.tap is None else named[spot.tap]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.tapped(x)[0]

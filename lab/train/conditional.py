@@ -29,6 +29,7 @@ from lab.models.labels import LabelSpec
 from lab.models.warm_start import warm_start
 from lab.progress import ProgressFn
 from lab.seeding import seed_everything
+from lab.train import shard
 from lab.train.config import TrainConfig
 from lab.train.loop import fit
 from lab.train.losses import random_affine
@@ -48,8 +49,8 @@ METHOD_NOTES = {
 
 def _timesteps_and_noise(scheduler, x0, generator):
     n, T = x0.shape[0], scheduler.config.num_train_timesteps
-    t = torch.randint(0, T, (n,), generator=generator, device=generator.device).to(x0.device)
-    noise = torch.randn(x0.shape, generator=generator, device=generator.device).to(x0.device)
+    t = shard.randint(0, T, (n,), generator).to(x0.device)
+    noise = shard.randn(x0.shape, generator).to(x0.device)
     return t, noise, q_sample(scheduler, x0, noise, t)
 
 

@@ -19,10 +19,11 @@ class TrainConfig(Params):
                                     high=0.999999)
     checkpoint_every: int = param(1000, "write a resumable checkpoint every this many steps", low=1,
                                   high=10_000_000)
-    log_every: int = param(50, "record the mean loss every this many steps", low=1, high=1_000_000, cli=False)
+    log_every: int = param(50, "record the mean loss every this many steps", low=1, high=1_000_000)
     seed: int = param(0, "random seed (batches and noise are drawn from (seed, step): resume is exact)", low=0,
                       high=2**31 - 1)
     device: str = param("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    grad_accum: int = param(1, "gradient accumulation: global batches per optimiser step", low=1, high=1024)
     cpu_bf16: bool = param(False, "bf16 autocast on CPU too (CUDA always uses AMP); faster on CPUs with "
                                   "AVX512-BF16/AMX", flag="--bf16")
 

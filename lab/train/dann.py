@@ -1,16 +1,17 @@
-"""DANN training: the domain-adversarial objective as a loss module and one two-domain training run.
+"""Domain-adversarial training: the objective as a loss module and one two-domain training run.
 
 Each step draws a labelled source batch and an unlabelled target batch, forwards them together
 (BatchNorm statistics see both domains) and minimises
 
-    CE(label net(x_s), y_s) + BCE(D(GRL_λ(tap(x_s))), 1) + BCE(D(GRL_λ(tap(x_t))), 0)
+    CE(label net(x_s), y_s) + adversary(tap(x_s), tap(x_t), logits_s, logits_t)
 
-where ``tap`` is the tensor at the GRL's placement. The GRL makes the discriminator D minimise the
-domain loss while everything before the tap maximises it, scaled by λ (Ganin et al., 2016).
-Learning rate μ_p = μ₀ / (1 + 10p)^0.75 and λ_p = λ_max (2 / (1 + exp(−10p)) − 1), p ∈ [0, 1] the
-training progress, as in the paper. ``fit`` of lab.train.loop trains one domain, so this file
-has its own loop; it reuses the lab's batching, seeding, AMP and progress conventions. Its settings are
-declared in ``lab.train.dann_config``.
+where ``tap`` is the tensor at the GRL's placement and the adversary is the method's loss module
+(``lab.train.adversarial``: DANN's BCE(D(GRL_λ(tap)), domain); CDAN's on GRL_λ(tap ⊗ softmax); CDAN+E's weighted by
+the predictions' entropy). The GRL makes the discriminator D minimise the domain loss while everything before the tap
+maximises it, scaled by λ (Ganin et al., 2016). Learning rate μ_p = μ₀ / (1 + 10p)^0.75 and
+λ_p = λ_max (2 / (1 + exp(−10p)) − 1), p ∈ [0, 1] the training progress, as in the paper. ``fit`` of lab.train.loop
+trains one domain, so this file has its own loop; it reuses the lab's batching, seeding, AMP and progress
+conventions. Its settings are declared in ``lab.train.dann_config``.
 """
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ from torch import nn
 from lab.device import autocast_for, resolve_device
 from lab.errors import LabError
 from lab.metrics.classify import accuracy, as_model_input
-from lab.models.dann import DANNNet, GradientReversalLayer, build_dann
+from lab.models.dann import DANNNet
+from lab.models.dann_registry import PLACEMENTS, check_method, row_name
 from lab.progress import ProgressFn
 from lab.seeding import seed_everything
+from lab.train.adversarial import build_adversary
 from lab.train.dann_config import DANNTrainConfig
 from lab.train.loop import batch_index
 from lab.train.losses import random_affine
@@ -43,24 +46,6 @@ def dann_lr(p: float, lr: float, schedule: str = "annealed", alpha: float = 10.0
     return lr if schedule == "constant" else lr / (1.0 + alpha * p) ** beta
 
 
-class DomainAdversarialLoss(nn.Module):
-    """The discriminator's binary cross-entropy on features that pass through the GRL (source = 1,
-    target = 0), as Transfer-Learning-Library's ``DomainAdversarialLoss``. After each call
-    ``domain_accuracy`` holds the discriminator's accuracy on that batch."""
-
-    def __init__(self, discriminator: nn.Module, coeff: float = 1.0):
-        super().__init__()
-        self.grl = GradientReversalLayer(coeff)
-        self.discriminator = discriminator
-        self.domain_accuracy = float("nan")
-
-    def forward(self, f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
-        d = self.discriminator(self.grl(torch.cat([f_s, f_t]))).float()
-        target = torch.cat([torch.ones(len(f_s), device=d.device), torch.zeros(len(f_t), device=d.device)])
-        self.domain_accuracy = ((d > 0).float() == target).float().mean().item()
-        return F.binary_cross_entropy_with_logits(d, target)
-
-
 class DANNObjective(nn.Module):
     """Source cross-entropy plus, with an adversary, the domain-adversarial loss at the net's tap.
 
@@ -69,7 +54,7 @@ class DANNObjective(nn.Module):
     sees both domains, and the run differs from DANN with λ = 0 by nothing at all).
     """
 
-    def __init__(self, adversary: DomainAdversarialLoss | None = None, sees_target: bool = False):
+    def __init__(self, adversary: nn.Module | None = None, sees_target: bool = False):
         super().__init__()
         self.adversary = adversary
         self.sees_target = sees_target or adversary is not None
@@ -85,7 +70,7 @@ class DANNObjective(nn.Module):
         cls = F.cross_entropy(logits[:n].float(), y_s)
         if self.adversary is None:
             return cls, {"cls": cls.item(), "domain": float("nan"), "domain_acc": float("nan")}
-        domain = self.adversary(tap[:n], tap[n:])
+        domain = self.adversary(tap[:n], tap[n:], logits[:n], logits[n:n + len(x_t)])
         return cls + domain, {"cls": cls.item(), "domain": domain.item(),
                               "domain_acc": self.adversary.domain_accuracy}
 
@@ -103,6 +88,8 @@ class DomainPair:
     classes: list[str]
     source_name: str = "source"
     target_name: str = "target"
+    renderings: dict = field(default_factory=dict)   # 'source train' … → the USPS rendering (lab.data.usps)
+    notes: list = field(default_factory=list)        # the datasets' notes (fallback data, renderings)
 
     @property
     def channels(self) -> int:
@@ -125,26 +112,48 @@ class DANNRun:
     history: list[dict] = field(default_factory=list)   # one entry per epoch
     seconds: float = 0.0
     device: str = "cpu"
-    features: dict = field(default_factory=dict, repr=False)  # source/target: backbone features, labels
+    features: dict = field(default_factory=dict, repr=False)  # source/target → features (backbone), seen, labels
     net: DANNNet | None = field(default=None, repr=False)
+    method: str = "dann"                           # the adaptation method (lab.models.dann_registry.METHODS)
+    pads: dict = field(default_factory=dict)       # proxy A-distance per view: backbone, seen, hidden, logits
+
+    @property
+    def row(self) -> str:
+        """The table row this run belongs to: 'source only' or 'DANN @ stage3' …"""
+        return row_name(self.placement, self.method)
 
     def summary(self) -> dict:
-        keep = ("placement", "seed", "backbone", "weights", "pretrained", "source_acc", "target_acc",
-                "seconds", "device", "history")
+        keep = ("placement", "method", "seed", "backbone", "weights", "pretrained", "source_acc", "target_acc",
+                "seconds", "device", "history", "pads")
         return {k: v for k, v in asdict(self).items() if k in keep}
 
 
 @torch.no_grad()
 def backbone_features(net: DANNNet, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """Stage-1 features (the backbone's output) of uint8 images, on the CPU."""
+    return views(net, images, batch_size=batch_size)["features"]
+
+
+@torch.no_grad()
+def views(net: DANNNet, images: torch.Tensor, adversary: nn.Module | None = None, taps: tuple[str, ...] = (),
+          batch_size: int = 500) -> dict[str, torch.Tensor]:
+    """What the networks see of uint8 images, on the CPU: 'features' (the backbone's output), 'seen' (the input of
+    the adversary's discriminator, when there is one) and each tensor named in ``taps`` (hidden, logits, …)."""
     was, device = net.training, next(net.parameters()).device
     net.eval()
-    out = []
+    spot = PLACEMENTS[net.placement]
+    maps = tuple(t for t in (*taps, spot.tap) if t and t not in ("backbone", "hidden", "logits"))
+    out: dict[str, list] = {}
     for i in range(0, len(images), batch_size):
         with autocast_for(device):
-            out.append(net.tapped(as_model_input(images[i:i + batch_size], device))[1].float().cpu())
+            named = net.named(as_model_input(images[i:i + batch_size], device), maps)
+            found = {"features": named["backbone"], **{t: named[t] for t in taps}}
+            if adversary is not None:
+                found["seen"] = adversary.view(named[spot.tap], named["logits"])
+        for key, value in found.items():
+            out.setdefault(key, []).append(value.float().flatten(1).cpu())
     net.train(was)
-    return torch.cat(out)
+    return {key: torch.cat(parts) for key, parts in out.items()}
 
 
 def _subset(x: torch.Tensor, y: torch.Tensor, limit: int | None, seed: int = 0):
@@ -175,21 +184,29 @@ def _optimizer(net: DANNNet, disc: nn.Module | None, config: DANNTrainConfig) ->
 
 
 def train_dann(data: DomainPair, placement: str, backbone: str = "lenet", config: DANNTrainConfig | None = None,
-               weights: str = "auto", progress: ProgressFn | None = None, on_epoch=None) -> DANNRun:
-    """Train one label network (and a discriminator unless ``placement`` is 'none') on ``data``.
+               weights: str = "auto", progress: ProgressFn | None = None, on_epoch=None,
+               method: str = "dann") -> DANNRun:
+    """Train one label network (and, unless ``placement`` or ``method`` is 'none', the method's discriminator at
+    the placement) on ``data``.
 
     Seeded by ``config.seed``: the same seed gives the same run, and the label network starts from
-    the same weights for every placement. ``on_epoch(entry)`` sees each epoch's history entry.
+    the same weights for every placement and method. ``on_epoch(entry)`` sees each epoch's history entry.
     """
     config = config or DANNTrainConfig()
     config.validate()
+    check_method(method)
+    method = "none" if placement == "none" else method
+    placement = "none" if method == "none" else placement
     device = resolve_device(config.device)
     seed_everything(config.seed)
-    net, disc = build_dann(backbone, placement, len(data.classes), data.channels, data.size, weights)
+    # the label network first, so a seeded one starts from the same weights whatever the placement and method
+    net = DANNNet(backbone, placement, len(data.classes), data.channels, data.size, weights=weights)
     net.to(device).train()
-    adversary = None if disc is None else DomainAdversarialLoss(disc).to(device).train()
+    adversary = None if placement == "none" else build_adversary(method, net.tap_shape(), len(data.classes))
+    if adversary is not None:
+        adversary.to(device).train()
     objective = DANNObjective(adversary, sees_target=config.source_only_sees_target)
-    opt = _optimizer(net, disc, config)
+    opt = _optimizer(net, adversary, config)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
     eval_s = _subset(data.source_test_x, data.source_test_y, config.eval_limit or None)  # 0: all
     eval_t = _subset(data.target_test_x, data.target_test_y, config.eval_limit or None)
@@ -230,16 +247,17 @@ def train_dann(data: DomainPair, placement: str, backbone: str = "lenet", config
                 on_epoch(entry)
         if progress is not None:
             last = history[-1] if history else None
-            desc = f"{placement}, seed {config.seed}" + (
+            desc = f"{row_name(placement, method)}, seed {config.seed}" + (
                 f" (epoch {last['epoch']}: target {last['target_acc']:.3f})" if last else "")
             progress(step + 1, total, desc)
     net.eval()
     source_acc = accuracy(net, data.source_test_x, data.source_test_y)
     target_acc = accuracy(net, data.target_test_x, data.target_test_y)
     features = {}
+    taps = ("hidden", "logits") if adversary is None else ()   # source only: its PAD at each placement too
     for domain, x, y in (("source", data.source_test_x, data.source_test_y),
                          ("target", data.target_test_x, data.target_test_y)):
         fx, fy = _subset(x, y, config.feature_points, seed=1)
-        features[domain] = {"features": backbone_features(net, fx), "labels": fy.clone()}
+        features[domain] = {**views(net, fx, adversary, taps), "labels": fy.clone()}
     return DANNRun(placement, config.seed, backbone, net.weights.note, net.weights.pretrained, source_acc,
-                   target_acc, history, time.perf_counter() - start, str(device), features, net)
+                   target_acc, history, time.perf_counter() - start, str(device), features, net, method)

@@ -1,5 +1,6 @@
-"""One training loop for every model of the lab: AdamW, warm-up + cosine LR, gradient clipping,
-EMA (diffusers' ``EMAModel``), AMP on CUDA, periodic checkpoints and exact resume, progress.
+"""One training loop for every model of the lab, on Hugging Face accelerate: AdamW, warm-up + cosine LR, gradient
+clipping, EMA (diffusers' ``EMAModel``), mixed precision, gradient accumulation, data parallel over any number of
+processes, periodic checkpoints and exact resume (with any number of processes), progress.
 
 Batches and noise are drawn from generators seeded by (seed, step), so a resumed run continues
 exactly as an uninterrupted one would.
@@ -17,7 +18,6 @@ from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 
-from lab.device import autocast_for, resolve_device
 from lab.errors import Cancelled, LabError
 from lab.progress import ProgressFn
 from lab.train.config import TrainConfig
@@ -44,72 +44,91 @@ def batch_index(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
 def fit(model: torch.nn.Module, loss_fn: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
         config: TrainConfig, checkpoint_dir: Path | None = None, resume: bool = True,
         progress: ProgressFn | None = None, callback=None, evaluate=None, evaluate_every: int = 0) -> FitResult:
-    """Train ``model`` on (images, labels) with ``loss_fn(model, x, y, generator)``.
+    """Train ``model`` on (images, labels) with ``loss_fn(model, x, y, generator)``, on accelerate.
 
-    Leaves the EMA weights in ``model`` at the end. With ``checkpoint_dir`` the state is written
-    every ``checkpoint_every`` steps and when the run is cancelled or interrupted.
-    ``callback(step, model)``, if given, runs after every step (log, stop early by raising).
-    ``evaluate(model) -> dict`` runs every ``evaluate_every`` steps and at the end on the EMA weights, in eval
-    mode (e.g. FID as training progresses); its results are kept, with the step, in ``FitResult.evaluations``
-    and in the checkpoint, so a resumed run continues the same curve.
+    One process or many (``accelerate launch``): each optimiser step takes ``config.grad_accum`` global batches
+    of ``config.batch_size`` images, split evenly over the processes (DDP averages the gradients, so the update
+    equals one process's on the whole batch; lab.train.shard gives every process its slice of the same noise).
+    Leaves the EMA weights in ``model`` at the end. With ``checkpoint_dir`` the main process writes the state
+    every ``checkpoint_every`` steps and when the run is cancelled or interrupted; it resumes with any number of
+    processes. ``callback(step, model)``, if given, runs after every step (log, stop early by raising).
+    ``evaluate(model) -> dict`` runs on the main process every ``evaluate_every`` steps and at the end on the EMA
+    weights, in eval mode (e.g. FID as training progresses); its results are kept, with the step, in
+    ``FitResult.evaluations`` and in the checkpoint, so a resumed run continues the same curve.
     """
+    from lab.train.accel import accelerator_for
+
     config.validate()
-    device = resolve_device(config.device)
+    accelerator = accelerator_for(config.device, config.cpu_bf16, config.grad_accum)
+    device, rank, world = accelerator.device, accelerator.process_index, accelerator.num_processes
+    if config.batch_size % world:
+        raise LabError(f"The batch size {config.batch_size} does not split evenly over {world} processes.")
+    share = config.batch_size // world
     model.to(device).train()
     loss_fn.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = get_cosine_schedule_with_warmup(opt, min(config.warmup, config.steps // 2), config.steps)
     ema = (EMAModel(model.parameters(), decay=config.ema_decay, use_ema_warmup=True, power=3 / 4)
            if config.ema_decay else None)
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
     state = {"step": 0, "wall_seconds": 0.0, "losses": [], "evaluations": []}
     if checkpoint_dir is not None and resume and (checkpoint_dir / "state.json").exists():
         state = _load_checkpoint(checkpoint_dir, model, opt, sched, ema, device)
         state.setdefault("evaluations", [])
         log.info("resumed from %s at step %d", checkpoint_dir, state["step"])
+    trained, opt_p, sched_p = accelerator.prepare(model, opt, sched)
+    main = accelerator.is_main_process
+
+    def save() -> None:
+        if checkpoint_dir is not None and main:
+            _save_checkpoint(checkpoint_dir, model, opt, sched, ema, state, config)
+        accelerator.wait_for_everyone()
 
     start, running, count = time.perf_counter() - state["wall_seconds"], 0.0, 0
     step = state["step"]
     try:
         while step < config.steps:
-            index = batch_index(len(images), config.batch_size, step, config.seed)
-            x = images[index].to(device, non_blocking=True)
-            y = labels[index].to(device, non_blocking=True)
-            gen = torch.Generator(device).manual_seed(config.seed * 1_000_003 + step)
-            with autocast_for(device, config.cpu_bf16):
-                loss = loss_fn(model, x, y, gen)
-            if not torch.isfinite(loss):
-                raise LabError(f"The loss became {loss.item()} at step {step}: lower the learning rate.")
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
+            total = 0.0
+            for micro in range(config.grad_accum):
+                draw = step * config.grad_accum + micro
+                index = batch_index(len(images), config.batch_size, draw, config.seed)[rank * share:(rank + 1) * share]
+                x = images[index].to(device, non_blocking=True)
+                y = labels[index].to(device, non_blocking=True)
+                gen = torch.Generator(device).manual_seed(config.seed * 1_000_003 + draw)
+                with accelerator.accumulate(trained):
+                    with accelerator.autocast():
+                        loss = loss_fn(trained, x, y, gen)
+                    if not torch.isfinite(loss):
+                        raise LabError(f"The loss became {loss.item()} at step {step}: lower the learning rate.")
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(trained.parameters(), config.grad_clip)
+                    opt_p.step()
+                    sched_p.step()
+                    opt_p.zero_grad(set_to_none=True)
+                total += float(accelerator.reduce(loss.detach(), "mean")) / config.grad_accum
             if ema is not None:
                 ema.step(model.parameters())
             step += 1
-            running, count = running + loss.item(), count + 1
+            running, count = running + total, count + 1
             if step % config.log_every == 0 or step == config.steps:
                 state["losses"].append((step, running / count))
                 running, count = 0.0, 0
-            if evaluate is not None and evaluate_every and (step % evaluate_every == 0 or step == config.steps):
+            if evaluate is not None and evaluate_every and main and (step % evaluate_every == 0
+                                                                      or step == config.steps):
                 state["evaluations"].append({"step": step, **evaluate_on_ema(model, ema, evaluate)})
             state["step"], state["wall_seconds"] = step, time.perf_counter() - start
-            if checkpoint_dir is not None and (step % config.checkpoint_every == 0):
-                _save_checkpoint(checkpoint_dir, model, opt, sched, ema, state, config)
+            if step % config.checkpoint_every == 0:
+                save()
             if callback is not None:
                 callback(step, model)
-            if progress is not None:
-                last = state["losses"][-1][1] if state["losses"] else loss.item()
+            if progress is not None and main:
+                last = state["losses"][-1][1] if state["losses"] else total
                 progress(step, config.steps, f"Training (loss {last:.4f})")
     except (Cancelled, KeyboardInterrupt):
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and main:
             _save_checkpoint(checkpoint_dir, model, opt, sched, ema, state, config)
         raise
-    if checkpoint_dir is not None:
-        _save_checkpoint(checkpoint_dir, model, opt, sched, ema, state, config)
+    save()
     if ema is not None:
         ema.copy_to(model.parameters())
     model.eval()

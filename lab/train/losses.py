@@ -9,6 +9,7 @@ from torch import nn
 
 from lab.diffusion.samplers import predict
 from lab.diffusion.schedules import q_sample
+from lab.train import shard
 
 
 class EpsilonLoss(nn.Module):
@@ -20,8 +21,8 @@ class EpsilonLoss(nn.Module):
 
     def forward(self, model, x0, labels, generator):
         n, T = x0.shape[0], self.scheduler.config.num_train_timesteps
-        t = torch.randint(0, T, (n,), generator=generator, device=generator.device).to(x0.device)
-        noise = torch.randn(x0.shape, generator=generator, device=generator.device).to(x0.device)
+        t = shard.randint(0, T, (n,), generator).to(x0.device)
+        noise = shard.randn(x0.shape, generator).to(x0.device)
         return F.mse_loss(predict(model, q_sample(self.scheduler, x0, noise, t), t), noise)
 
 
@@ -34,9 +35,9 @@ class ScoreMatchingLoss(nn.Module):
 
     def forward(self, model, x0, labels, generator):
         n = x0.shape[0]
-        level = torch.randint(0, len(self.sigmas), (n,), generator=generator, device=generator.device)
+        level = shard.randint(0, len(self.sigmas), (n,), generator)
         sigma = self.sigmas.to(generator.device)[level].to(x0.device)
-        noise = torch.randn(x0.shape, generator=generator, device=generator.device).to(x0.device)
+        noise = shard.randn(x0.shape, generator).to(x0.device)
         s = sigma.view(-1, 1, 1, 1)
         score = predict(model, x0 + s * noise, sigma)
         return 0.5 * (s * score + noise).pow(2).flatten(1).sum(1).mean() / x0[0].numel()
@@ -53,9 +54,9 @@ class VEScoreLoss(nn.Module):
 
     def forward(self, model, x0, labels, generator):
         n = x0.shape[0]
-        u = torch.rand(n, generator=generator, device=generator.device).to(x0.device)
+        u = shard.rand((n,), generator).to(x0.device)
         sigma = torch.exp(self.log_min + u * (self.log_max - self.log_min))
-        noise = torch.randn(x0.shape, generator=generator, device=generator.device).to(x0.device)
+        noise = shard.randn(x0.shape, generator).to(x0.device)
         s = sigma.view(-1, 1, 1, 1)
         score = predict(model, x0 + s * noise, sigma)
         return 0.5 * (s * score + noise).pow(2).flatten(1).sum(1).mean() / x0[0].numel()
@@ -78,7 +79,7 @@ def random_affine(x: torch.Tensor, generator: torch.Generator, max_shift: float 
                   max_degrees: float = 12.0, max_scale: float = 0.1) -> torch.Tensor:
     """A different small affine warp for each image (background −1 fills the border)."""
     n = x.shape[0]
-    r = torch.rand(n, 4, generator=generator, device=generator.device).to(x.device) * 2 - 1
+    r = shard.rand((n, 4), generator).to(x.device) * 2 - 1
     angle = r[:, 0] * max_degrees * torch.pi / 180
     scale = 1 + r[:, 1] * max_scale
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale

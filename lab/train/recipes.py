@@ -18,6 +18,7 @@ from lab.seeding import seed_everything
 from lab.train.config import TrainConfig
 from lab.train.loop import FitResult, fit
 from lab.train.losses import ClassifierLoss, EpsilonLoss, ScoreMatchingLoss, VEScoreLoss
+from lab.train.shard import is_main
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ def train_diffusion(kind: str, out: Path, data: str = "mnist", split: str = "tra
                  resume=resume, progress=progress, evaluate=probe, evaluate_every=fid_every)
     if result.evaluations:
         extra["fid_curve"] = result.evaluations
+    if not is_main():  # data-parallel runs: the main process writes the model folder
+        return out
     save_diffusion(out, unet, scheduler, kind, {
         "description": description, "data": data_summary(ds, split, style),
         **fit_info(result, config, command, unet), "init_from": init_from, **extra})
@@ -126,6 +129,8 @@ def train_classifier(out: Path, data: str = "mnist", split: str = "train", size:
     net = ConvNet(in_channels=ds.channels, image_size=ds.size, num_classes=len(ds.classes))
     result = fit(net, ClassifierLoss(augment=True), ds.to_float(), ds.labels, config,
                  checkpoint_dir=out / "checkpoint", resume=resume, progress=progress)
+    if not is_main():
+        return out
     metrics = {}
     if dataset is None and data != "folder":
         test = load_dataset(data, "test", size=ds.size, channels=ds.channels, style=style)

@@ -20,20 +20,29 @@ log = logging.getLogger("lab.ui")
 _TOKENS: dict[str, CancelToken] = {}
 
 
+class JobToken(CancelToken):
+    """A cancel token that remembers how far its job got, for "stopped after step k of n"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: tuple[int, int, str] | None = None
+
+
 def _key(tab: str, request: gr.Request | None) -> str:
     return f"{getattr(request, 'session_hash', None) or 'local'}:{tab}"
 
 
-def start_job(tab: str, request: gr.Request | None) -> CancelToken:
+def start_job(tab: str, request: gr.Request | None) -> JobToken:
     """A fresh cancel token for this browser session's job in ``tab``."""
-    token = _TOKENS.setdefault(_key(tab, request), CancelToken())
+    token = _TOKENS.setdefault(_key(tab, request), JobToken())
     token.reset()
+    token.last = None
     return token
 
 
 def stop_job(tab: str, request: gr.Request | None = None) -> None:
-    _TOKENS.setdefault(_key(tab, request), CancelToken()).cancel()
-    gr.Info("Stopping after the current step; finished results are kept in the runs folder.")
+    _TOKENS.setdefault(_key(tab, request), JobToken()).cancel()
+    gr.Info("Stopping after the current step; what has finished stays on the page and in the runs folder.")
 
 
 def wire_stop(button: gr.Button, tab: str) -> None:
@@ -44,10 +53,23 @@ def wire_stop(button: gr.Button, tab: str) -> None:
     button.click(stop, None, None, api_name=f"{tab}_stop")
 
 
+def stopped_message(last: tuple[int, int, str] | None) -> str:
+    """"Stopped after step 312 of 1,000 (Sampling 16 images)." — from the last progress report of the job."""
+    if not last:
+        return "Stopped before the first step."
+    done, total, desc = last
+    what = f" ({desc})" if desc else ""
+    return f"Stopped after step {done:,} of {max(total, 1):,}{what}."
+
+
 def reporter(progress: gr.Progress, token: CancelToken):
-    """An engine ``ProgressFn`` that drives ``gr.Progress`` and stops when the token is cancelled."""
+    """An engine ``ProgressFn`` that drives ``gr.Progress`` and stops when the token is cancelled; the
+    ``Cancelled`` it raises says after which step."""
     def report(done: int, total: int, desc: str) -> None:
-        token.check()
+        if token.cancelled:
+            raise Cancelled(stopped_message(getattr(token, "last", None)))
+        if isinstance(token, JobToken):
+            token.last = (done, total, desc)
         progress((done, max(total, 1)), desc=desc)
     return report
 
@@ -72,13 +94,12 @@ def shorten(message: str, word: int = 300, total: int = 1200) -> str:
 
 @contextlib.contextmanager
 def user_errors(name: str):
-    """Engine errors become messages: LabError → its text; anything else → a short notice, no traceback."""
+    """Engine errors become messages: LabError → its text; anything else → a short notice, no traceback.
+    ``Cancelled`` (the user pressed Stop) passes through untouched: it is no error (see ``guarded``)."""
     try:
         yield
-    except gr.Error:
+    except (gr.Error, Cancelled):
         raise
-    except Cancelled as err:
-        raise gr.Error(str(err), title="Stopped") from None
     except LabError as err:
         raise gr.Error(shorten(str(err)), title="Cannot run this") from None
     except torch.OutOfMemoryError:
@@ -89,25 +110,45 @@ def user_errors(name: str):
                        "has the details.", title="Error") from None
 
 
-def guarded(fn):
-    """An event handler whose errors reach the user as messages (see ``user_errors``)."""
+def _stopped(err: Cancelled, stopped):
+    """What a handler shows when its job was stopped: never an error. ``stopped(text, run_folder)`` gives the
+    outputs (a "Stopped after step k of n" line and what finished); without it every output keeps what it shows."""
+    folder = getattr(err, "run_dir", None)
+    text = f"**{err}**" + (f" What finished is kept in `{folder}` (reopen it in the History tab)." if folder else "")
+    gr.Info(str(err))
+    return gr.skip() if stopped is None else stopped(text, folder)
+
+
+def guarded(fn=None, *, stopped=None):
+    """An event handler whose errors reach the user as messages (see ``user_errors``) and whose stopped jobs show
+    ``stopped(text, run_folder)``'s outputs (default: a notice, the outputs unchanged)."""
+    if fn is None:
+        return functools.partial(guarded, stopped=stopped)
     run = on_space_gpu(fn)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with user_errors(fn.__name__):
-            return run(*args, **kwargs)
+        try:
+            with user_errors(fn.__name__):
+                return run(*args, **kwargs)
+        except Cancelled as err:
+            return _stopped(err, stopped)
     return wrapper
 
 
-def guarded_stream(fn):
+def guarded_stream(fn=None, *, stopped=None):
     """``guarded`` for generator handlers (results streamed as they come)."""
+    if fn is None:
+        return functools.partial(guarded_stream, stopped=stopped)
     run = on_space_gpu(fn)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with user_errors(fn.__name__):
-            yield from run(*args, **kwargs)
+        try:
+            with user_errors(fn.__name__):
+                yield from run(*args, **kwargs)
+        except Cancelled as err:
+            yield _stopped(err, stopped)
     return wrapper
 
 

@@ -5,7 +5,6 @@ import inspect
 from dataclasses import replace
 
 import gradio as gr
-import pandas as pd
 
 from lab.errors import LabError
 from lab.experiments.conditional.compare import run_compare
@@ -24,6 +23,7 @@ from lab.experiments.conditional.sweep import run_sweep
 from lab.models.store import list_models
 from lab.runs import recorded
 from lab.ui.common import export_box, export_files, guarded, model_in, reporter, start_job, wire_stop
+from lab.ui.display import STOPPED_TABLE, figure, figure_gallery, hint_table, results_table, table_of
 from lab.ui.form import Form
 
 TAB = "conditional"
@@ -68,7 +68,21 @@ def _judge(judge) -> str:
     return model_in(judge, "Judge classifier") if judge and judge != "auto" else "auto"
 
 
-@guarded
+def _files(folder):
+    return export_files(folder) if folder else gr.skip()
+
+
+def accuracy_verdict(accuracy: float, floor: float, classes: int) -> str:
+    """Conditional accuracy in words: against the judge on real images and against chance."""
+    chance = 1 / max(classes, 1)
+    if accuracy >= floor - 0.02:
+        return "the samples are of the requested class as often as real images are (the judge's own accuracy)"
+    if accuracy <= chance + 0.05:
+        return f"the label does not steer the samples (chance is {chance:.0%})"
+    return f"the label steers the samples, short of the {floor:.0%} the judge reaches on real images"
+
+
+@guarded(stopped=lambda text, folder: (None, text, hint_table(STOPPED_TABLE), None, _files(folder)))
 def generate(method, model, classifier, scale, sampler, steps, eta, per_class, classes, judge, fid, seed,
              progress=gr.Progress(), request: gr.Request = None):
     config = GRID.config(locals(), model=_model(model), classifier=_classifier(method, classifier),
@@ -81,13 +95,36 @@ def generate(method, model, classifier, scale, sampler, steps, eta, per_class, c
     fid_text = (f"; FID (classifier features) **{s['fid']:.2f}** with n = {s['n']} (real-vs-real floor "
                 f"{s['fid_floor']:.2f})" if s.get("fid") is not None else "")
     info = (f"**{get(config.method).label}** — {s['description']}. Conditional accuracy **{s['accuracy']:.1%}** over "
-            f"n = {s['n']} samples (the judge on real test images of these classes: {s['accuracy_floor']:.1%})"
-            f"{fid_text}. Sampling took {s['sampling_seconds']:.1f} s ({config.sampler}, {config.steps} steps). "
-            f"Judge: `{s['judge']}`. Saved in `{run.dir}`.")
-    return result.grid, info, pd.DataFrame(result.table()), result.tsne, export_files(run.dir, {"tsne": result.tsne})
+            f"n = {s['n']} samples (the judge on real test images of these classes: {s['accuracy_floor']:.1%}): "
+            f"{accuracy_verdict(s['accuracy'], s['accuracy_floor'], len(s['rows']))}{fid_text}. Sampling took "
+            f"{s['sampling_seconds']:.1f} s ({config.sampler}, {config.steps} steps). Judge: `{s['judge']}`. "
+            f"Saved in `{run.dir}`." + "".join(f"\n\n⚠️ {note}" for note in s.get("notes", [])))
+    table = table_of(result.table(), first=["class", "accuracy", "accuracy 95 % (Wilson)", "n", "FID",
+                                            "FID 95 % (bootstrap)"])
+    return result.grid, info, table, result.tsne, export_files(run.dir, {"tsne": result.tsne})
 
 
-@guarded
+def compare_verdict(rows: list[dict]) -> str:
+    """The comparison in words: the most accurate method, by how much, at which n."""
+    measured = [r for r in rows[:-1] if r.get("conditional accuracy") is not None]   # the last row: real images
+    if not measured:
+        return ""
+    best = max(measured, key=lambda r: r["conditional accuracy"])
+    floor = rows[-1].get("conditional accuracy") or 0.0
+    others = sorted((r for r in measured if r is not best), key=lambda r: -r["conditional accuracy"])
+    text = (f"**{best['method']}** is the most accurate: {best['conditional accuracy']:.0%} of n = {best['n']} "
+            f"samples (real images: {floor:.0%})")
+    if others:
+        text += "; then " + ", ".join(f"{r['method']} {r['conditional accuracy']:.0%}" for r in others)
+    n = best["n"]
+    if n < 100 * len(measured):
+        text += (f". ⚠️ n = {n} per method: accuracies within about {100 / n ** 0.5:.0f} points of each other are "
+                 "not told apart at this n")
+    return text + "."
+
+
+@guarded(stopped=lambda text, folder: (hint_table(STOPPED_TABLE), hint_table(STOPPED_TABLE), None, text,
+                                       _files(folder)))
 def compare(methods, models, method_scales, classifier, sampler, steps, eta, per_class, classes, judge, fid, seed,
             progress=gr.Progress(), request: gr.Request = None):
     config = COMPARE.config(locals(), judge=_judge(judge)).validate()
@@ -100,10 +137,11 @@ def compare(methods, models, method_scales, classifier, sampler, steps, eta, per
         result = run_compare(config, progress=reporter(progress, token))
         result.save(run)
     gallery = [(g, get(name).label) for g, name in result.grids]
-    return pd.DataFrame(result.rows), pd.DataFrame(result.per_class), gallery, export_files(run.dir)
+    table = table_of(result.rows, first=["method", "conditional accuracy", "FID", "n"])
+    return table, table_of(result.per_class), gallery, compare_verdict(result.rows), export_files(run.dir)
 
 
-@guarded
+@guarded(stopped=lambda text, folder: (None, hint_table(STOPPED_TABLE), text, None, _files(folder)))
 def sweep(method, model, classifier, scale, sampler, steps, eta, per_class, classes, judge, fid, seed, scales,
           progress=gr.Progress(), request: gr.Request = None):
     config = SWEEP.config(locals(), model=_model(model), classifier=_classifier(method, classifier),
@@ -113,10 +151,17 @@ def sweep(method, model, classifier, scale, sampler, steps, eta, per_class, clas
         result = run_sweep(config, progress=reporter(progress, token))
         result.save(run)
     best = result.best()
-    text = (f"Best accuracy {best['accuracy']:.1%} at {result.scale_name} = {best['scale']:g} (n = {best['n']} per scale"
-            + (f", FID {best['FID']:.2f}" if best.get("FID") is not None else "") + ").")
+    worst = min(result.rows, key=lambda r: r["accuracy"])
+    text = (f"Best accuracy **{best['accuracy']:.1%}** at {result.scale_name} = {best['scale']:g} (n = {best['n']} per "
+            "scale" + (f", FID {best['FID']:.2f}" if best.get("FID") is not None else "") + f"), "
+            f"{100 * (best['accuracy'] - worst['accuracy']):.1f} points above the worst scale "
+            f"({result.scale_name} = {worst['scale']:g}).")
+    if best["n"] < 100:
+        noise = 100 / best["n"] ** 0.5
+        text += (f" ⚠️ n = {best['n']} per scale: differences of less than about {noise:.0f} points are noise at "
+                 "this n, and FID at small n is biased upwards (compare only at equal n).")
     gallery = [(g, f"{result.scale_name} = {name}") for g, name in result.grids]
-    return (result.figure, pd.DataFrame(result.rows), text, gallery,
+    return (result.figure, table_of(result.rows, first=["scale", "accuracy", "FID", "n"]), text, gallery,
             export_files(run.dir, {"sweep": result.figure}))
 
 
@@ -167,10 +212,10 @@ def build() -> None:
                 go = gr.Button("Generate", variant="primary")
                 stop = gr.Button("Stop", variant="stop")
         with gr.Column(scale=2):
-            grid = gr.Image(label="One row per class (same noise in each column)", type="pil", format="png",
-                            interactive=False)
+            grid = figure("One row per class (same noise in each column)")
             info = gr.Markdown()
-            table = gr.Dataframe(label="Per class: conditional accuracy, FID (n)", interactive=False)
+            table = results_table("Per class: conditional accuracy, FID (n), 95 % intervals",
+                                  "Press Generate: one row per class appears here.")
             tsne = gr.Plot(label="t-SNE of the samples' judge features, coloured by requested class")
             files = export_box()
     SWEEP.share(GRID)
@@ -191,9 +236,11 @@ def build() -> None:
             _dropdown(COMPARE, "classifier", noisy, label="4 · noisy classifier")
         gr.Markdown("Uses the sampler, steps, samples per class, classes, judge and seed set above.")
         compare_btn = gr.Button("Compare")
-        compare_table = gr.Dataframe(label="Conditional accuracy, FID and sampling time per method", interactive=False)
-        compare_classes = gr.Dataframe(label="Conditional accuracy per class", interactive=False)
-        compare_gallery = gr.Gallery(label="One grid per method", columns=3, height="auto", format="png")
+        compare_text = gr.Markdown()
+        compare_table = results_table("Conditional accuracy, FID and sampling time per method",
+                                      "Press Compare: one row per method appears here.")
+        compare_classes = results_table("Conditional accuracy per class", "Press Compare to fill this table.")
+        compare_gallery = figure_gallery("One grid per method", columns=2)
         compare_files = export_box()
 
     with gr.Accordion("Guidance-scale sweep (the method, model and settings above)", open=False):
@@ -202,15 +249,15 @@ def build() -> None:
             sweep_btn = gr.Button("Run sweep")
         sweep_plot = gr.Plot(label="Accuracy and FID against the scale")
         sweep_text = gr.Markdown()
-        sweep_table = gr.Dataframe(label="Per scale", interactive=False)
-        sweep_gallery = gr.Gallery(label="One grid per scale", columns=3, height="auto", format="png")
+        sweep_table = results_table("Per scale", "Run the sweep: one row per scale appears here.")
+        sweep_gallery = figure_gallery("One grid per scale", columns=2)
         sweep_files = export_box()
 
     method.change(_on_method, method, [model, classifier, scale])
     events = [
         go.click(generate, _inputs(GRID, generate), [grid, info, table, tsne, files], api_name="conditional_grid"),
         compare_btn.click(compare, _inputs(COMPARE, compare),
-                          [compare_table, compare_classes, compare_gallery, compare_files],
+                          [compare_table, compare_classes, compare_gallery, compare_text, compare_files],
                           api_name="conditional_compare"),
         sweep_btn.click(sweep, _inputs(SWEEP, sweep), [sweep_plot, sweep_table, sweep_text, sweep_gallery, sweep_files],
                         api_name="conditional_sweep"),

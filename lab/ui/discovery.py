@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import gradio as gr
-import pandas as pd
 
 from lab.errors import LabError
 from lab.experiments.discovery.baseline import run_finetune
@@ -16,6 +15,7 @@ from lab.experiments.discovery.config import (
 from lab.experiments.discovery.discover import run_discover
 from lab.experiments.discovery.reconstruct import run_reconstruct
 from lab.experiments.discovery.stats import run_stats
+from lab.experiments.discovery.verdict import reconstruction_verdict, sampling_verdict, separability_verdict
 from lab.models.store import list_models
 from lab.runs import recorded
 from lab.ui.common import (
@@ -30,6 +30,7 @@ from lab.ui.common import (
     start_job,
     wire_stop,
 )
+from lab.ui.display import STOPPED_TABLE, figure, figure_gallery, hint_table, results_table, table_of
 from lab.ui.form import Form
 
 TAB = "discovery"
@@ -78,7 +79,25 @@ def _notes(notes: list[str]) -> str:
     return "".join(f"\n\n> {n}" for n in notes)
 
 
-@guarded
+def _stopped(count: int, text_at: int, table_at: int):
+    """A stopped action's outputs: the "stopped after step k of n" line, the table saying it was not filled and the
+    run's files; nothing of an earlier run left standing beside it."""
+    def outputs(text, folder):
+        out = [None] * count
+        out[text_at], out[table_at], out[-1] = text, hint_table(STOPPED_TABLE), export_files(folder) if folder else None
+        return tuple(out)
+    return outputs
+
+
+KID_NOTE = ("KID is in metrics.csv and the run's JSON, not in this table: on the classifier's features its scale is "
+            "not the Inception KID of papers.")
+
+
+def _metrics_table(rows: list[dict]):
+    return table_of(rows, first=["samples", "FID (classifier features)", "real-vs-real floor", "FID n"], drop=["KID"])
+
+
+@guarded(stopped=_stopped(5, 3, 1))
 def reconstruct(model, target, target_style, target_path, upload, shots, in_domain, t0, steps, classifier, seed, t0s,
                 n_images, progress=gr.Progress(), request: gr.Request = None):
     config = RECONSTRUCT.config(locals(), **_checked(model, target, target_path, classifier), t0s=parse_t0s(t0s))
@@ -88,14 +107,16 @@ def reconstruct(model, target, target_style, target_path, upload, shots, in_doma
                                  progress=reporter(progress, token))
         result.save(run)
     best = {r["domain"]: r for r in result.rows}
-    text = ("PSNR (dB) of x → DDIM inversion to x_t0 → DDIM generation, mean over the images: "
+    text = (reconstruction_verdict(result.rows) + "\n\nPSNR (dB) of x → DDIM inversion to x_t0 → DDIM generation, "
+            "mean over the images: "
             + "; ".join(f"**{r['data']}** {r['psnr_mean']:.2f} at t0 = {r['t0_used']}" for r in best.values())
             + f" (last t0 shown). Saved in `{run.dir}`." + _notes(result.notes))
     files = export_files(run.dir, {"psnr_vs_t0": result.figure})
-    return result.grids, pd.DataFrame(result.rows), result.figure, text, files
+    table = table_of(result.rows, first=["data", "t0", "psnr_mean", "psnr_std", "n"], drop=["domain"])
+    return result.grids, table, result.figure, text, files
 
 
-@guarded
+@guarded(stopped=_stopped(5, 3, 2))
 def stats(model, target, target_style, target_path, upload, shots, in_domain, t0, steps, classifier, seed,
           progress=gr.Progress(), request: gr.Request = None):
     config = STATS.config(locals(), **_checked(model, target, target_path, classifier))
@@ -106,13 +127,14 @@ def stats(model, target, target_style, target_path, upload, shots, in_domain, t0
     parts = [f"**{name}**: domain-classifier accuracy {s['accuracy']:.1%} ± {s['std']:.1%} (logistic regression, "
              f"{s['folds']}-fold, n = {s['n_per_set']} per set; 50 % = not separable; PAD {s['pad']:.2f})"
              for name, s in result.separability.items() if s]
-    text = ("Separability of the inverted latents — " + "; ".join(parts) + "." if parts else "") \
-        + f" Saved in `{run.dir}`." + _notes(result.notes)
+    text = (separability_verdict(result.separability) + "\n\n"
+            + ("Separability of the inverted latents — " + "; ".join(parts) + "." if parts else "")
+            + f" Saved in `{run.dir}`." + _notes(result.notes))
     files = export_files(run.dir, {"latent_norms": result.norm_figure, "latent_angles": result.angle_figure})
-    return result.norm_figure, result.angle_figure, pd.DataFrame(result.rows), text, files
+    return result.norm_figure, result.angle_figure, table_of(result.rows), text, files
 
 
-@guarded
+@guarded(stopped=_stopped(6, 4, 2))
 def discover(model, target, target_style, target_path, upload, shots, in_domain, t0, steps, classifier, seed, method,
              count, use_norm, norm_tol, use_origin, origin_tol, use_pair, pair_tol, t_margin, mix_count,
              max_candidates, metrics, progress=gr.Progress(), request: gr.Request = None):
@@ -135,11 +157,13 @@ def discover(model, target, target_style, target_path, upload, shots, in_domain,
                f"{floor['fid'] if floor else float('nan'):.2f})." if fid else "")
             + (f" Copy fraction {result.metrics['copies']['nn_copy_fraction']:.1%}." if result.metrics else "")
             + f" Saved in `{run.dir}`." + _notes(result.notes))
+    verdict = sampling_verdict("discovery", result.metrics, config.__dict__)
+    text = (verdict + "\n\n" if verdict else "") + text + (f"\n\n{KID_NOTE}" if fid else "")
     files = export_files(run.dir, {"geometry": result.figure})
-    return result.grid, result.pairs_grid, pd.DataFrame(result.rows()), result.figure, text, files
+    return result.grid, result.pairs_grid, _metrics_table(result.rows()), result.figure, text, files
 
 
-@guarded
+@guarded(stopped=_stopped(6, 4, 2))
 def finetune(model, target, target_style, target_path, upload, shots, in_domain, t0, steps, classifier, seed,
              train_steps, lr, train_batch, count, metrics, save, progress=gr.Progress(), request: gr.Request = None):
     config = BASELINE.config(locals(), **_checked(model, target, target_path, classifier))
@@ -159,8 +183,10 @@ def finetune(model, target, target_style, target_path, upload, shots, in_domain,
             + (f" Copy fraction {result.metrics['copies']['nn_copy_fraction']:.1%}." if result.metrics else "")
             + (f" The fine-tuned model is in `{run.path('model')}`." if config.save else "")
             + f" Saved in `{run.dir}`." + _notes(result.notes))
+    verdict = sampling_verdict("discovery-finetune", result.metrics, config.__dict__)
+    text = (verdict + "\n\n" if verdict else "") + text + (f"\n\n{KID_NOTE}" if fid else "")
     files = export_files(run.dir, {"finetune_loss": result.loss_figure})
-    return result.grid, result.pairs_grid, pd.DataFrame(result.rows()), result.loss_figure, text, files
+    return result.grid, result.pairs_grid, _metrics_table(result.rows()), result.loss_figure, text, files
 
 
 def _shared_widgets() -> list:
@@ -207,10 +233,9 @@ def build():
                 with gr.Row():
                     rec_inputs = [RECONSTRUCT.widget("t0s", info=None), RECONSTRUCT.widget("n_images", info=None)]
                     rec_btn = gr.Button("Reconstruct", variant="primary")
-                rec_gallery = gr.Gallery(label="Per t0: originals / reconstructions (unseen, then in-domain)",
-                                         columns=1, height="auto", format="png")
                 rec_text = gr.Markdown()
-                rec_table = gr.Dataframe(label="MSE / PSNR per domain and t0", interactive=False)
+                rec_gallery = figure_gallery("Per t0: originals / reconstructions (unseen, then in-domain)")
+                rec_table = results_table("MSE / PSNR per domain and t0", "Press Reconstruct to fill this table.")
                 rec_plot = gr.Plot(label="PSNR against t0")
                 rec_files = export_box()
             with gr.Tab("2 · Inversion statistics"):
@@ -219,7 +244,8 @@ def build():
                 with gr.Row():
                     norm_plot = gr.Plot(label="Latent norms")
                     angle_plot = gr.Plot(label="Pairwise angles")
-                stats_table = gr.Dataframe(label="Inverted latents vs Gaussian noise", interactive=False)
+                stats_table = results_table("Inverted latents vs Gaussian noise",
+                                            "Press Compute statistics to fill this table.")
                 stats_files = export_box()
             with gr.Tab("3 · Latent discovery"):
                 with gr.Row():
@@ -236,10 +262,9 @@ def build():
                                     DISCOVER.widget("max_candidates", info=None), DISCOVER.widget("metrics")]
                 disc_btn = gr.Button("Discover", variant="primary")
                 disc_text = gr.Markdown()
-                disc_grid = gr.Image(label="Discovered samples", type="pil", format="png", interactive=False)
-                disc_pairs = gr.Image(label="Samples (odd rows) and their nearest few-shot image (even rows)",
-                                      type="pil", format="png", interactive=False)
-                disc_table = gr.Dataframe(label="Metrics", interactive=False)
+                disc_grid = figure("Discovered samples")
+                disc_pairs = figure("Samples (odd rows) and their nearest few-shot image (even rows)")
+                disc_table = results_table("Metrics", "Press Discover to fill this table.")
                 disc_plot = gr.Plot(label="Geometric filter")
                 disc_files = export_box()
             with gr.Tab("4 · Tuning baseline"):
@@ -251,11 +276,9 @@ def build():
                                  BASELINE.widget("save")]
                 ft_btn = gr.Button("Fine-tune and sample", variant="primary")
                 ft_text = gr.Markdown()
-                ft_grid = gr.Image(label="Samples of the fine-tuned model", type="pil", format="png",
-                                   interactive=False)
-                ft_pairs = gr.Image(label="Samples and their nearest few-shot image", type="pil", format="png",
-                                    interactive=False)
-                ft_table = gr.Dataframe(label="Metrics", interactive=False)
+                ft_grid = figure("Samples of the fine-tuned model")
+                ft_pairs = figure("Samples and their nearest few-shot image")
+                ft_table = results_table("Metrics", "Press Fine-tune and sample to fill this table.")
                 ft_plot = gr.Plot(label="Fine-tuning loss")
                 ft_files = export_box()
 

@@ -5,7 +5,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import gradio as gr
-import pandas as pd
 
 from lab.config import get_settings
 from lab.errors import LabError
@@ -29,6 +28,7 @@ from lab.ui.common import (
     start_job,
     wire_stop,
 )
+from lab.ui.display import STOPPED_TABLE, figure, hint_table, results_table, table_of
 from lab.ui.form import Form
 from lab.viz.export import STATIC_EXPORT_NOTE, static_export_available
 
@@ -99,22 +99,36 @@ def _info(result: SSDAResult, run_dir: Path) -> str:
         speed = f"{t['images_per_s']} images/s" if t.get("images_per_s") else "all from the cache"
         lines.append(f"Translated by **{t['editor']}** (“{t['prompts'][0]}” → “{t['prompts'][1]}”): "
                      f"{t['cached_batches']} of {t['batches']} batches from the cache, {t['seconds']} s ({speed}).")
-    gain = result.gain()
-    if gain is not None:
-        lines.append(f"Gain on the target test set, (b) − (a) at the last epoch: **{gain:+.2f} points**.")
+    headline = result.headline()
+    if headline:
+        lines.insert(0, headline)
+    else:
+        lines += [f"⚠️ {w}" for w in result.warnings()]
     if not static_export_available():
         lines.append(STATIC_EXPORT_NOTE)
     lines.append(f"Saved in `{run_dir}`; repeat with `{result.config.resolved().to_command()}`.")
     return "\n\n".join(lines)
 
 
-def _outputs(result: SSDAResult, run_dir: Path):
+def _outputs(result: SSDAResult, run_dir: Path, stopped: str = ""):
     gallery = result.gallery() if result.adapted is not None else None
-    return (_info(result, run_dir), pd.DataFrame(result.display_rows()), result.curves_figure(), gallery,
-            str(run_dir), export_files(run_dir))
+    info = (stopped + " The table and curves show the networks trained so far.\n\n" if stopped else "") \
+        + _info(result, run_dir)
+    return (info, table_of(result.display_rows()), result.curves_figure(), gallery, str(run_dir),
+            export_files(run_dir))
 
 
-@guarded
+def _partial(text, folder):
+    """A stopped run: what it finished (it is saved after every trained network), else the line alone."""
+    if folder:
+        try:
+            return _outputs(load_result(folder), Path(folder), stopped=text)
+        except LabError:  # stopped before the first network was saved
+            return text, hint_table(STOPPED_TABLE), None, None, str(folder), export_files(folder)
+    return text, hint_table(STOPPED_TABLE), None, None, gr.skip(), None
+
+
+@guarded(stopped=_partial)
 def adapt(task, editor, target_path, n_labelled, n_test, conditions, seeds, epochs, batch_size, lr,
           progress=gr.Progress(), request: gr.Request = None):
     config = _config(task, editor, target_path, locals())
@@ -180,10 +194,11 @@ def build():
                 stop = gr.Button("Stop", variant="stop")
         with gr.Column(scale=2):
             info = gr.Markdown()
-            table = gr.Dataframe(label="Final-epoch accuracy (mean ± std over seeds)", interactive=False)
+            table = results_table("Final-epoch accuracy (mean ± std over seeds)",
+                                  "Press Translate and compare: one row per training set appears here.",
+                                  column_widths=["16%", "20%", "20%", "9%", "35%"])
             plot = gr.Plot(label="Accuracy per epoch: target test (solid), source test (dotted)")
-            gallery = gr.Image(label="Originals (top) and their translations (bottom)", type="pil",
-                               format="png", interactive=False)
+            gallery = figure("Originals (top) and their translations (bottom)")
             folder = gr.Textbox(label="Run folder (paste an earlier batch-adaptation run and press Reopen)")
             reopen_btn = gr.Button("Reopen run")
             files = export_box()

@@ -41,36 +41,103 @@ def _width(font, text: str) -> float:
 
 
 def _wrap(text: str, font, width: float) -> list[str] | None:
-    """``text`` broken at spaces into lines no wider than ``width``; None when a single word is wider."""
+    """``text`` broken at spaces (or after an '=': "sigma=" / "0.05") into lines no wider than ``width``; None when
+    a single piece is wider."""
+    import re
+
+    pieces = [(piece, " " if i == 0 else "") for word in text.split()
+              for i, piece in enumerate(re.findall(r"[^=]*=|[^=]+", word))]
     lines, line = [], ""
-    for word in text.split():
-        trial = f"{line} {word}".strip()
+    for piece, joiner in pieces:
+        trial = f"{line}{joiner}{piece}" if line else piece
         if _width(font, trial) <= width:
             line = trial
-        elif _width(font, word) <= width:
+        elif _width(font, piece) <= width:
             lines.append(line)
-            line = word
+            line = piece
         else:
             return None
     return lines + [line] if line else lines
 
 
-def label_columns(grid: Image.Image, labels: list[str], cell: int, padding: int = 2, max_size: int = 14,
-                  min_size: int = 9) -> Image.Image:
-    """A header of column labels above a grid whose columns are ``cell`` px wide (plus ``padding``), laid out from
-    the measured text widths so no two labels ever overlap: one line at the largest font size that fits every
-    label; else labels wrapped at spaces; else each label turned 90° in its own column."""
-    room = cell - 2
+MIN_CELL = 56        # readable grids: columns narrower than this are enlarged (nearest) before titling
+MAX_ENLARGED = 900   # readable grids: enlarged so titles fit upright only while they stay this narrow
+PRINT_WIDTH = 1200   # the print-size PNG is at least this wide
+
+
+def label_columns(grid: Image.Image, labels: list[str], cell: int, padding: int | None = None,
+                  max_size: int | None = None, min_size: int | None = None, readable: bool = True) -> Image.Image:
+    """A header of column labels above a grid whose columns are ``cell`` px wide, laid out from the measured text
+    widths so no two labels ever overlap: one line at the largest font size that fits every label; else labels
+    wrapped at spaces (or after '='); else each label turned 90° in its own column.
+
+    ``padding`` (the gap between columns) is read from the grid's width when not given, so grids upscaled after
+    ``make_grid`` (their gaps grow with them) are titled in the right places. ``readable``: a grid whose cells are
+    narrower than ``MIN_CELL`` is first enlarged by a whole factor (nearest neighbour: pixels stay crisp), and
+    enlarged further (while it stays under ``MAX_ENLARGED`` px) when that lets the titles stand upright. Font sizes
+    follow the cell (14 px at 56-px cells, larger in print-size grids)."""
     out_labels = [str(t) for t in labels]
-    for size in range(max_size, min_size - 1, -1):
+    count = max(len(out_labels), 1)
+    if padding is None:
+        gap = (grid.width - count * cell) / (count + 1)
+        padding = int(round(gap)) if gap >= 0 else 0
+    base = -(-MIN_CELL // cell) if readable and cell < MIN_CELL else 1
+    factors = [base] + ([f for f in range(base + 1, base + 4) if grid.width * f <= MAX_ENLARGED] if readable else [])
+    for factor in factors:
+        layout = _upright(_enlarged(grid, factor), out_labels, cell * factor, padding * factor, max_size, min_size)
+        if layout is not None:
+            return layout
+    grid, cell, padding = _enlarged(grid, base), cell * base, padding * base
+    _, min_size = _font_range(cell, max_size, min_size)
+    return _rotated_header(grid, out_labels, _font(min_size), min_size, cell, padding)
+
+
+def _enlarged(grid: Image.Image, factor: int) -> Image.Image:
+    return grid if factor == 1 else grid.resize((grid.width * factor, grid.height * factor), Image.Resampling.NEAREST)
+
+
+def _font_range(cell: int, max_size: int | None, min_size: int | None) -> tuple[int, int]:
+    top = max_size or max(14, cell // 4)
+    return top, min(min_size or max(9, cell // 8), top)
+
+
+def _upright(grid: Image.Image, labels: list[str], cell: int, padding: int, max_size, min_size) -> Image.Image | None:
+    """The titled grid with upright titles (one line, else wrapped to at most 3), or None when they do not fit."""
+    top, bottom = _font_range(cell, max_size, min_size)
+    sizes, room = range(top, bottom - 1, -1), cell - 2
+    for size in sizes:
         font = _font(size)
-        if all(_width(font, t) <= room for t in out_labels):
-            return _header(grid, [[t] for t in out_labels], font, size, cell, padding)
-    font = _font(min_size)
-    wrapped = [_wrap(t, font, room) for t in out_labels]
-    if all(w is not None for w in wrapped) and max(len(w) for w in wrapped) <= 3:
-        return _header(grid, wrapped, font, min_size, cell, padding)
-    return _rotated_header(grid, out_labels, font, min_size, cell, padding)
+        if all(_width(font, t) <= room for t in labels):
+            return _header(grid, [[t] for t in labels], font, size, cell, padding)
+    for size in sizes:
+        font = _font(size)
+        wrapped = [_wrap(t, font, room) for t in labels]
+        if all(w is not None for w in wrapped) and max(len(w) for w in wrapped) <= 3:
+            return _header(grid, wrapped, font, size, cell, padding)
+    return None
+
+
+def print_scale(width: int, min_width: int = PRINT_WIDTH) -> int:
+    """The whole factor that makes an image ``width`` px wide at least ``min_width`` px wide."""
+    return max(1, -(-min_width // max(width, 1)))
+
+
+def print_ready(image: Image.Image, min_width: int = PRINT_WIDTH) -> Image.Image:
+    """``image`` enlarged by a whole factor (nearest neighbour, pixels stay crisp) to at least ``min_width`` px."""
+    factor = print_scale(image.width, min_width)
+    return image if factor == 1 else image.resize((image.width * factor, image.height * factor),
+                                                  Image.Resampling.NEAREST)
+
+
+def titled_trajectory(snapshots: list[torch.Tensor], labels: list[str], size: str = "print") -> Image.Image:
+    """The trajectory grid with its column titles at print size (≥ ``PRINT_WIDTH`` px, titles drawn at that size)
+    or at native size (``size="native"``: one pixel per image pixel, titles as small as they must be)."""
+    native = trajectory_grid(snapshots)
+    cell = snapshots[0].shape[-1]
+    if size == "native":
+        return label_columns(native, labels, cell=cell, padding=2, readable=False)
+    scale = print_scale(native.width)
+    return label_columns(trajectory_grid(snapshots, scale=scale), labels, cell=cell * scale, readable=False)
 
 
 def _header(grid: Image.Image, lines: list[list[str]], font, size: int, cell: int, padding: int) -> Image.Image:

@@ -38,7 +38,7 @@ def run_compare(config: CompareConfig, progress: ProgressFn | None = None) -> Co
     result = CompareResult([], [])
     for k, e in enumerate(entries):
         method = get(e.method)
-        r = run_grid(e, progress=part(progress, k, len(entries), f"{e.method}: {{desc}}"))
+        r = run_grid(e, progress=part(progress, k, len(entries), f"{e.method}: {{desc}}"), intervals=False)
         s = r.summary()
         result.rows.append({"method": method.label, "model": f"{e.model} + {e.classifier}" if method.uses_classifier
                             else e.model, "scale": s["scale"], "conditional accuracy": s["accuracy"],

@@ -10,6 +10,7 @@ import torch
 
 from lab.errors import LabError
 from lab.metrics.fid_features import fid_from_features
+from lab.metrics.intervals import FID_STABLE_N, FRACTION_STABLE_N, bootstrap, interval_text, wilson
 from lab.models.labels import LabelSpec
 from lab.progress import ProgressFn
 
@@ -97,11 +98,13 @@ class Metrics:
     features: torch.Tensor = field(repr=False, default=None)   # the judge's 128-d features of the samples
     predicted: torch.Tensor = field(repr=False, default=None)  # the judge's top class
     correct: torch.Tensor = field(repr=False, default=None)    # the judge agrees with the requested label
+    notes: list[str] = field(default_factory=list)             # what a small sample means for these figures
 
 
 def measure(samples: torch.Tensor, labels: torch.Tensor, rows: list[int], spec: LabelSpec, data: dict,
-            judge_path: str, fid: bool = True, progress: ProgressFn | None = None) -> Metrics:
-    """Conditional accuracy and FID (judge features, torch-fidelity's formula) per class and overall."""
+            judge_path: str, fid: bool = True, progress: ProgressFn | None = None, intervals: bool = True) -> Metrics:
+    """Conditional accuracy and FID (judge features, torch-fidelity's formula) per class and overall; with
+    ``intervals``, a bootstrap interval of each per-class FID measured from fewer than ``FID_STABLE_N`` samples."""
     from lab.models.store import load_classifier
 
     judge = load_classifier(judge_path)
@@ -121,11 +124,18 @@ def measure(samples: torch.Tensor, labels: torch.Tensor, rows: list[int], spec: 
         want = spec.row_labels([r]).repeat(len(real_logits), *([1] * (spec.row_labels([r]).ndim - 1)))
         real_ok = spec.correct(real_logits, want).float()
         real_hits, real_n = real_hits + real_ok.sum().item(), real_n + len(real_ok)
-        row = {"class": spec.names[r], "n": int(mine.sum()), "accuracy": round(correct[mine].float().mean().item(), 4),
+        n_row = int(mine.sum())
+        share = correct[mine].float().mean().item()
+        row = {"class": spec.names[r], "n": n_row, "accuracy": round(share, 4),
+               "accuracy 95 % (Wilson)": interval_text(wilson(share, n_row), percent=True),
                "accuracy (real)": round(real_ok.mean().item(), 4)}
         if fid:
             value = fid_from_features(feats[mine], real_feats)
             row["FID"] = None if value is None else round(value, 3)
+            if intervals and value is not None and n_row < FID_STABLE_N:
+                spread = bootstrap(lambda x: fid_from_features(x, real_feats), feats[mine], reps=BOOTSTRAP_REPS,
+                                   seed=r)
+                row["FID 95 % (bootstrap)"] = interval_text(spread, digits=4)
             row["n reference"] = len(real_feats)
         per_class.append(row)
     overall = floor = None
@@ -139,5 +149,25 @@ def measure(samples: torch.Tensor, labels: torch.Tensor, rows: list[int], spec: 
         floor = fid_from_features(torch.cat([train[r][1] for r in rows]), real_all)
     if progress is not None:
         progress(2, 2, "Measured")
+    notes = small_sample_notes(min(row["n"] for row in per_class) if per_class else 0, len(samples), fid)
     return Metrics(len(samples), correct.float().mean().item(), per_class, overall, floor,
-                   real_hits / max(real_n, 1), judge_path, feats, logits.argmax(1), correct)
+                   real_hits / max(real_n, 1), judge_path, feats, logits.argmax(1), correct, notes)
+
+
+BOOTSTRAP_REPS = 50   # resamples of each class's samples for its FID interval (≈ 0.5 s per class)
+
+
+def small_sample_notes(per_class: int, total: int, fid: bool) -> list[str]:
+    """What the sample sizes allow one to read into the figures (none when they are large enough)."""
+    notes = []
+    if fid and per_class < FID_STABLE_N:
+        notes.append(f"Per-class FID from n = {per_class} samples per class is not stable: FID is biased upwards at "
+                     f"small n (it falls as n grows), so compare FIDs only at equal n, and use n ≥ {FID_STABLE_N:,} "
+                     "per class for a figure to quote; the bootstrap interval shows how far each could move.")
+    if fid and total < FID_STABLE_N:
+        notes.append(f"The overall FID uses n = {total} samples: read it next to the real-vs-real floor at the same "
+                     "n, not against FIDs measured at other n.")
+    if per_class < FRACTION_STABLE_N:
+        notes.append(f"Per-class accuracy from n = {per_class} per class moves in steps of "
+                     f"{100 / max(per_class, 1):.0f} points; its Wilson 95 % interval is in the table.")
+    return notes

@@ -79,7 +79,8 @@ class GridResult:
         if m is not None:
             out.update(accuracy=round(m.accuracy, 4), fid=None if m.fid is None else round(m.fid, 3),
                        fid_floor=None if m.fid_floor is None else round(m.fid_floor, 3),
-                       accuracy_floor=round(m.accuracy_floor, 4), judge=m.judge, per_class=m.per_class)
+                       accuracy_floor=round(m.accuracy_floor, 4), judge=m.judge, per_class=m.per_class,
+                       notes=m.notes)
         return out
 
     def save(self, run) -> None:
@@ -98,8 +99,9 @@ class GridResult:
 
 
 def run_grid(config: ConditionalConfig, progress: ProgressFn | None = None, measure_it: bool = True,
-             cond: Conditioner | None = None) -> GridResult:
-    """One row per requested class, ``per_class`` samples each; metrics and t-SNE when ``measure_it``."""
+             cond: Conditioner | None = None, intervals: bool = True) -> GridResult:
+    """One row per requested class, ``per_class`` samples each; metrics and t-SNE when ``measure_it`` (with
+    bootstrap intervals of the per-class FIDs when ``intervals``)."""
     cond = cond or prepare(config)
     rows = cond.spec.parse_rows(config.classes)
     if len(rows) * config.per_class > MAX_SAMPLES:
@@ -116,7 +118,8 @@ def run_grid(config: ConditionalConfig, progress: ProgressFn | None = None, meas
     grid = label_rows(image_grid(samples[keep], nrow=shown, scale=scale), names, cell=cond.size * scale)
     metrics = fig = None
     if measure_it:
-        metrics = measure(samples, labels, rows, cond.spec, cond.data, judge_path, fid=config.fid, progress=progress)
+        metrics = measure(samples, labels, rows, cond.spec, cond.data, judge_path, fid=config.fid, progress=progress,
+                          intervals=intervals)
         if config.tsne and len(samples) >= MIN_POINTS:
             fig = _tsne(metrics, cond.spec, rows, config)
     return GridResult(config, names, samples, labels, grid, metrics, seconds, cond.description, fig)

@@ -42,7 +42,7 @@ def run_sweep(config: SweepConfig, progress: ProgressFn | None = None) -> SweepR
     result = SweepResult(config.method, name, [], [])
     for k, s in enumerate(scales):
         r = run_grid(replace(config, scale=float(s), tsne=False),
-                     progress=part(progress, k, len(scales), f"{name} = {s:g}: {{desc}}"))
+                     progress=part(progress, k, len(scales), f"{name} = {s:g}: {{desc}}"), intervals=False)
         summary = r.summary()
         result.rows.append({"scale": float(s), "accuracy": summary["accuracy"], "FID": summary["fid"],
                             "n": summary["n"], "sampling seconds": summary["sampling_seconds"]})

@@ -10,7 +10,14 @@ from typing import ClassVar
 
 from lab.data.officehome import OFFICE_HOME_DOMAINS
 from lab.errors import LabError
-from lab.models.dann_registry import BACKBONES, PLACEMENTS, WEIGHTS, check_placement
+from lab.models.dann_registry import (
+    BACKBONES,
+    METHODS,
+    PLACEMENTS,
+    WEIGHTS,
+    check_method,
+    check_placement,
+)
 from lab.params import Params, param, spec, specs
 from lab.train.dann_config import DANNTrainConfig, DANNTraining
 
@@ -45,6 +52,9 @@ class DANNSetup(Params):
     backbone: str = param("lenet", "the label network's backbone", choices=tuple(BACKBONES), label="Backbone")
     placements: list[str] = param(SEED_PLACEMENTS, f"GRL placements, separated by commas, from "
                                                    f"{', '.join(PLACEMENTS)}", label="GRL placements")
+    methods: list[str] = param(["dann"], "adaptation methods at each placement but 'none', separated by commas "
+                                         "(each is a row of the table; 'none' is the source-only row)",
+                               choices=tuple(METHODS), label="Adaptation methods")
     seeds: list[int] = param([0], "seeds, separated by commas (the table shows mean ± std over them)", low=0,
                              high=2**31 - 1, label="Seeds")
     weights: str = param("auto", "ResNet start: ImageNet weights when they can be had (auto), required (imagenet), "
@@ -79,6 +89,12 @@ class DANNConfig(DANNTraining, DANNSetup):
             raise LabError(f"A placement is listed twice: {', '.join(self.placements)}.")
         for placement in self.placements:
             check_placement(placement, self.backbone)
+        if not self.methods:
+            raise LabError("Choose at least one adaptation method (dann, cdan, cdan+e).")
+        if len(set(self.methods)) != len(self.methods):
+            raise LabError(f"A method is listed twice: {', '.join(self.methods)}.")
+        for method in self.methods:
+            check_method(method)
         if not 1 <= len(self.seeds) <= 10:
             raise LabError("Give 1 to 10 seeds, e.g. 0, 1, 2.")
         if len(set(self.seeds)) != len(self.seeds):
@@ -96,6 +112,17 @@ class DANNConfig(DANNTraining, DANNSetup):
         if unknown:
             raise LabError(f"Unknown DANN setting(s): {', '.join(unknown)}.")
         return cls(**{k: 0 if k in LIMITS and v is None else v for k, v in values.items()})
+
+    def jobs(self) -> list[tuple[str, str]]:
+        """The (placement, method) of each table row, in order: 'none' (or the 'none' method) is the one source-only
+        row; every other placement gets each adversarial method."""
+        jobs = []
+        for placement in self.placements:
+            for method in (["none"] if placement == "none" else self.methods):
+                job = ("none", "none") if method == "none" else (placement, method)
+                if job not in jobs:
+                    jobs.append(job)
+        return jobs
 
     @property
     def image_size(self) -> int:

@@ -1,5 +1,7 @@
 """The source → target pair of a DANN task: two datasets (USPS → MNIST …), MNIST against its other half in a style
-domain, or two Office-Home domains from the user's folder."""
+domain, or two Office-Home domains from the user's folder. Each pair says which USPS rendering each split of it is
+(``lab.data.usps``: the standard LIBSVM one, or usps.h5 mapped onto it, or as stored) and carries the datasets'
+notes."""
 from __future__ import annotations
 
 import functools
@@ -8,6 +10,7 @@ import torch
 
 from lab.data import load_dataset
 from lab.data.officehome import officehome_domain
+from lab.data.usps import usps_rendering
 from lab.errors import LabError
 from lab.experiments.dann.config import TASKS, DANNConfig
 from lab.train.dann import DomainPair
@@ -35,8 +38,12 @@ def _dataset_pair(task: str, size: int, source_limit: int, target_limit: int, te
         tgt_test = load_dataset(spec.target, "test", size=size, channels=3)
     src, tgt = _split(src, source_limit), _split(tgt, target_limit, seed=1)
     src_test, tgt_test = _split(src_test, test_limit, seed=2), _split(tgt_test, test_limit, seed=3)
+    renderings = {f"{side} {split}": usps_rendering(split) for side, name in (("source", spec.source),
+                                                                              ("target", spec.target))
+                  if name == "usps" for split in ("train", "test")}
+    notes = list(dict.fromkeys(n for ds in (src, tgt, src_test, tgt_test) for n in ds.notes))
     return DomainPair(src.images, src.labels, tgt.images, src_test.images, src_test.labels, tgt_test.images,
-                      tgt_test.labels, list(src.classes), src_test.name, tgt_test.name)
+                      tgt_test.labels, list(src.classes), src_test.name, tgt_test.name, renderings, notes)
 
 
 def _officehome_pair(config: DANNConfig) -> DomainPair:

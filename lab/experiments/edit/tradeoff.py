@@ -13,7 +13,6 @@ from lab.errors import LabError
 from lab.experiments.edit.config import EditConfig, TradeoffConfig
 from lab.progress import ProgressFn, part
 
-
 SYMBOLS = {"lambda_l1": "λ_L1", "lambda_id": "λ_id", "lambda_struct": "λ_struct", "lambda_clip": "λ_clip"}
 
 

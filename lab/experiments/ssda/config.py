@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
+from lab.data.registry import dataset_names
 from lab.errors import LabError
 from lab.params import Params, param
 
@@ -124,3 +125,25 @@ class EditorSelectionConfig(Params):
             raise LabError("Give --out, the model folder to write (e.g. checkpoints/diffusionclip-mnist-sketch).")
         if not self.seeds:
             raise LabError("Give at least one seed, e.g. 0,1,2.")
+
+
+@dataclass
+class TranslateConfig(Params):
+    """``python -m lab translate``: a whole split translated by a saved DiffusionCLIP model into a folder of images,
+    one subfolder per class (``load_dataset("folder", path=out)`` reads it back with its labels)."""
+    COMMAND: ClassVar[str] = "translate"
+    editor: str = param("diffusionclip-mnist-sketch", "the saved DiffusionCLIP model that translates",
+                        label="DiffusionCLIP model", always=True)
+    data: str = param("mnist", "the labelled dataset to translate", choices=lambda: dataset_names(folder=False),
+                      label="Dataset", always=True)
+    split: str = param("train", "the split to translate", choices=("train", "test"), label="Split", always=True)
+    out: str | None = param(None, "the folder to write (resumed when it holds part of the translation)",
+                            label="Output folder", always=True)
+    limit: int | None = param(None, "a seeded class-balanced subset of this many images (none: the whole split)",
+                              low=1, high=10_000_000, label="Images")
+    batch_size: int = param(64, "images translated at once (per process)", low=1, high=4096, label="Batch size")
+    device: str = param("auto", DEVICE_HELP, label="Device")
+
+    def check(self) -> None:
+        if not self.out:
+            raise LabError("Give --out, the folder to write the translated images into.")

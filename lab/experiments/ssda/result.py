@@ -44,9 +44,11 @@ class SSDAResult:
         return out
 
     def display_rows(self) -> list[dict]:
-        return [{"training set": r["training set"], "what": r["what"], "seeds": r["seeds"],
-                 "source test acc %": f"{100 * r['source_acc_mean']:.2f} ± {100 * r['source_acc_std']:.2f}",
-                 "target test acc %": f"{100 * r['target_acc_mean']:.2f} ± {100 * r['target_acc_std']:.2f}"}
+        """The table as shown: the target accuracy (what the experiment is about) first, then the source's."""
+        return [{"training set": r["training set"],
+                 "target test acc %": f"{100 * r['target_acc_mean']:.1f} ± {100 * r['target_acc_std']:.1f}",
+                 "source test acc %": f"{100 * r['source_acc_mean']:.1f} ± {100 * r['source_acc_std']:.1f}",
+                 "seeds": r["seeds"], "what": r["what"]}
                 for r in self.rows()]
 
     def gain(self) -> float | None:
@@ -55,6 +57,60 @@ class SSDAResult:
         if "adapted" not in rows or "original" not in rows:
             return None
         return 100 * (rows["adapted"]["target_acc_mean"] - rows["original"]["target_acc_mean"])
+
+    def gain_spread(self) -> tuple[float, int] | None:
+        """(std over seeds of the per-seed gain (b) − (a), seeds paired), in points; None without both."""
+        pairs = [(h[-1]["target_acc"], self.histories.get(f"adapted/{k.split('/')[1]}")) for k, h in
+                 self.histories.items() if k.startswith("original/") and h]
+        gains = [100 * (b[-1]["target_acc"] - a) for a, b in pairs if b]
+        return (mean_std(gains)[1], len(gains)) if gains else None
+
+    def optimizer_steps(self) -> int:
+        """Optimisation steps of one CNN trained on the n′ images (the combined set takes twice as many)."""
+        n = int(self.data.get("n_labelled") or self.config.n_labelled or 0)
+        return self.config.epochs * -(-n // max(self.config.batch_size, 1))
+
+    def warnings(self) -> list[str]:
+        """What keeps the table from meaning much: conditions that end near chance, a low source accuracy (the CNN
+        is under-trained), few optimisation steps."""
+        classes = len(self.data.get("classes") or []) or 10
+        chance, out = 1 / classes, []
+        near = [r["training set"] for r in self.rows()
+                if min(r["target_acc_mean"], r["source_acc_mean"]) <= chance + 0.05]
+        if near:
+            out.append(f"{', '.join(near)} end{'s' if len(near) == 1 else ''} near chance ({chance:.0%}) on a test "
+                       "set: a CNN at chance says nothing about the translation.")
+        source = {r["training set"]: r["source_acc_mean"] for r in self.rows()}.get("original")
+        steps = self.optimizer_steps()
+        if (source is not None and source < 0.8) or near:
+            out.append(f"The CNN is under-trained ({steps} optimisation steps: {self.config.epochs} epoch(s) of "
+                       f"n′ = {self.data.get('n_labelled')} images in batches of {self.config.batch_size}"
+                       + (f"; source test accuracy {source:.0%}" if source is not None else "")
+                       + "): raise epochs or n′ before reading the gain.")
+        return out
+
+    def headline(self) -> str:
+        """The result in one sentence: the gain of (b) over (a) on the target test set, its spread over seeds,
+        whether it is larger than that spread, and what keeps it from meaning much."""
+        gain = self.gain()
+        if gain is None:
+            return ""
+        rows = {r["training set"]: r for r in self.rows()}
+        a, b = rows["original"]["target_acc_mean"], rows["adapted"]["target_acc_mean"]
+        spread = self.gain_spread()
+        text = (f"Gain on the target test set, (b) − (a) at the last epoch: **{gain:+.1f} points** "
+                f"({100 * a:.1f} % → {100 * b:.1f} %")
+        if spread and spread[1] > 1:
+            std, seeds = spread
+            text += f"; ± {std:.1f} over {seeds} seeds"
+            verdict = ("translating **helps**" if gain > 2 * std / seeds ** 0.5 and gain > 0 else
+                       "translating **hurts**" if gain < -2 * std / seeds ** 0.5 else
+                       "no gain beyond the spread over seeds")
+        else:
+            verdict = "one seed: run more seeds to tell a gain from noise"
+        text += f"): {verdict}."
+        warn = self.warnings()
+        return text + "".join(f"\n\n⚠️ {w}" for w in warn)
 
     def history_rows(self) -> list[dict]:
         return [{"training set": key.split("/")[0], "seed": int(key.split("/")[1]), **entry}
@@ -83,7 +139,8 @@ class SSDAResult:
 
     def summary(self) -> dict:
         return {"task": self.config.label(), "data": self.data, "translation": self.translation,
-                "rows": self.rows(), "gain_points": self.gain(), "seconds": round(self.seconds, 2)}
+                "rows": self.rows(), "gain_points": self.gain(), "warnings": self.warnings(),
+                "optimizer_steps": self.optimizer_steps(), "seconds": round(self.seconds, 2)}
 
     def save(self, run, figures: bool = True) -> None:
         from lab.viz.export import save_figure, write_csv
