@@ -102,7 +102,11 @@ def run_domain(domain: str, args, run) -> dict:
     clock = time.process_time  # CPU time of this process: fair on a machine whose cores other jobs share
     t = clock()
     edited, latents = edit_batched(model.unet, result.tuned.unet, model.scheduler, x, t0, n_inv, n_test, batch)
-    batched_ips = len(x) / (clock() - t)
+    batched_fp32_ips = len(x) / (clock() - t)
+    t = clock()
+    edited_bf16, _ = edit_batched(model.unet, result.tuned.unet, model.scheduler, x, t0, n_inv, n_test, batch,
+                                  precision="bf16")
+    batched_bf16_ips = len(x) / (clock() - t)
     n_loop = 8 if quick else 20
     t = clock()
     with torch.no_grad():
@@ -111,6 +115,8 @@ def run_domain(domain: str, args, run) -> dict:
             ddim_generate(result.tuned.unet, z, model.scheduler, n_test, t0, batch_size=1)
     loop_ips = n_loop / (clock() - t)
     recon = ddim_generate(model.unet, latents, model.scheduler, n_test, t0, batch)
+    speed = speed_figures(model, n_inv + n_test, batched_fp32_ips, batched_bf16_ips, loop_ips, clock)
+    speed["bf16_vs_fp32_mean_abs_diff"] = round(float((edited_bf16 - edited).abs().mean()), 4)
 
     clip = load_clip(config.clip, device=model.device)
     notes: list[str] = []
@@ -132,8 +138,7 @@ def run_domain(domain: str, args, run) -> dict:
         **judges.summary(),
         "inversion_mse": m["inversion_mse"], "clip_direction_before": m["clip_direction_before"],
         "clip_direction_after": m["clip_direction_after"],
-        "batched_images_per_s": round(batched_ips, 3), "loop_images_per_s": round(loop_ips, 3),
-        "speedup_batched": round(batched_ips / loop_ips, 2), "edit_batch_size": batch,
+        **speed, "edit_batch_size": batch,
         "finetune_seconds": result.metrics["finetune_seconds"], "judge_seconds": round(judge_seconds, 1),
     }
     if identity is not None:
@@ -169,6 +174,28 @@ def run_domain(domain: str, args, run) -> dict:
     out["targets_met"] = {"target_style_fraction": out["target_style_fraction"] >= STYLE_TARGET,
                           "false_target_rate_max": out["false_target_rate_max"] <= FALSE_TARGET}
     return out
+
+
+def speed_figures(model, calls: int, fp32_ips: float, bf16_ips: float, loop_ips: float, clock) -> dict:
+    """Throughputs, speed-ups and MFU: achieved FLOP/s (the UNet's FLOPs counted once × network calls per edit)
+    over this machine's dense-matmul peak at the same dtype and thread count, measured on the same clock."""
+    import torch
+
+    from lab.metrics.speed import matmul_peak, mfu, unet_flops
+
+    flops = unet_flops(model.unet, model.size, model.channels) * calls
+    peak32 = matmul_peak(model.device, torch.float32, clock=clock)
+    peak16 = matmul_peak(model.device, torch.bfloat16, clock=clock)
+    best = max(fp32_ips, bf16_ips)
+    return {"batched_images_per_s": round(best, 3), "batched_fp32_images_per_s": round(fp32_ips, 3),
+            "batched_bf16_images_per_s": round(bf16_ips, 3), "loop_images_per_s": round(loop_ips, 3),
+            "speedup_batched": round(best / loop_ips, 2), "speedup_batched_fp32": round(fp32_ips / loop_ips, 2),
+            "gflop_per_edit": round(flops / 1e9, 3), "peak_gflops_fp32": round(peak32 / 1e9, 1),
+            "peak_gflops_bf16": round(peak16 / 1e9, 1),
+            "mfu_batched_edit": round(max(mfu(fp32_ips, flops, peak32), mfu(bf16_ips, flops, peak16)), 3),
+            "mfu_batched_edit_fp32": round(mfu(fp32_ips, flops, peak32), 3),
+            "mfu_batched_edit_bf16": round(mfu(bf16_ips, flops, peak16), 3),
+            "mfu_per_image": round(mfu(loop_ips, flops, peak32), 3)}
 
 
 def _cos(clip, config, originals, edited):

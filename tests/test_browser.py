@@ -100,7 +100,7 @@ def set_value(page, label: str, value) -> None:
     if not box.count():
         box = page.get_by_label(label, exact=True).filter(visible=True)
     if not box.count():  # a textbox with an info line under its label
-        box = page.get_by_label(re.compile(rf"^{re.escape(label)}")).filter(visible=True)
+        box = block_of(page, label).locator("textarea, input").filter(visible=True)
     box = box.first
     box.wait_for()
     for _ in range(3):

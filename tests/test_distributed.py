@@ -130,3 +130,18 @@ def test_two_process_translation_writes_what_one_process_writes(tiny_ddpm, tmp_p
     kept = (tmp_path / "two" / one[0]).stat().st_mtime_ns
     _translate(1, editor, tmp_path / "two", tmp_path / "cache2")
     assert lost.exists() and (tmp_path / "two" / one[0]).stat().st_mtime_ns == kept
+
+
+@needs_mnist
+def test_the_prepared_gpu_script_runs_on_the_cpu(tmp_path):
+    """bench/device.py --smoke: the code of the one-call GPU run, on the CPU with tiny sizes."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "device.py"), "--smoke"], capture_output=True,
+                          text=True, timeout=600, env={**_env(), "LAB_CACHE_DIR": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["smoke"] is True and set(out["translate"]) == {"digits", "faces"}
+    digits = out["translate"]["digits"]
+    if digits["measured"]:
+        assert digits["images"] == 8 and digits["speedup"] > 0
+    for name, train in out["train"].items():
+        assert not train.get("measured", True) or (train["images_per_s"] > 0 and 0 < train["mfu"] < 1.5), name

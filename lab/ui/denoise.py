@@ -112,7 +112,7 @@ def _sweep_rows(result) -> list[dict]:
     rows = result.rows()
     for r in rows:
         if r.get("confident_fraction") is not None:
-            r["95 % interval"] = interval_text(wilson(r["confident_fraction"], r.get("n", 0)))
+            r["95 % interval"] = interval_text(wilson(r["confident_fraction"], r.get("n", 0)), digits=2)
     return rows
 
 

@@ -98,6 +98,15 @@ def rounded(value):
     return float(f"{value:.{SIGNIFICANT}g}")
 
 
+def rounded_tree(value):
+    """``value`` (JSON-like: dicts, lists, numbers) with every float ``rounded`` — for a JSON view on the page."""
+    if isinstance(value, dict):
+        return {k: rounded_tree(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded_tree(v) for v in value]
+    return rounded(value)
+
+
 def table_of(rows: Iterable[dict] | pd.DataFrame, first: Iterable[str] = (), drop: Iterable[str] = ()) -> pd.DataFrame:
     """Rows as a table to show: the ``first`` columns (those present) lead, ``drop`` ones are left out, floats are
     rounded (``rounded``)."""

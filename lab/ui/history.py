@@ -8,7 +8,7 @@ from lab.config import get_settings
 from lab.history import compare_records, open_run, run_kinds, run_rows
 from lab.runs import bundle_run
 from lab.ui.common import export_box, guarded, run_folder
-from lab.ui.display import figure_gallery, results_table, table_of
+from lab.ui.display import figure_gallery, results_table, rounded_tree, table_of
 
 COLUMNS = ["id", "kind", "status", "started", "seconds", "metrics"]
 ALL = "all"
@@ -47,7 +47,8 @@ def open_saved(run_id):
     names = [f.stem for f in saved.figures]
     files = [str(f) for f in saved.files] + [str(bundle_run(saved.folder))]
     return (saved.summary(), gallery, gr.Dropdown(choices=names, value=names[0] if names else None),
-            saved.figure(), saved.record.get("config") or {}, saved.record.get("metrics") or {}, files)
+            saved.figure(), rounded_tree(saved.record.get("config") or {}),
+            rounded_tree(saved.record.get("metrics") or {}), files)
 
 
 @guarded
@@ -100,7 +101,7 @@ def build():
         plot = gr.Plot(label="Figure")
         with gr.Row():
             config = gr.JSON(label="Configuration")
-            metrics = gr.JSON(label="Metrics")
+            metrics = gr.JSON(label="Metrics (rounded here; full precision in metrics.json)")
         files = export_box()
     with gr.Accordion("Compare two runs", open=True):
         with gr.Row():

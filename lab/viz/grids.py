@@ -75,7 +75,7 @@ def label_columns(grid: Image.Image, labels: list[str], cell: int, padding: int 
     ``make_grid`` (their gaps grow with them) are titled in the right places. ``readable``: a grid whose cells are
     narrower than ``MIN_CELL`` is first enlarged by a whole factor (nearest neighbour: pixels stay crisp), and
     enlarged further (while it stays under ``MAX_ENLARGED`` px) when that lets the titles stand upright. Font sizes
-    follow the cell (14 px at 56-px cells, larger in print-size grids)."""
+    follow the cell (14 px at 56-px cells, up to ``MAX_FONT`` in print-size grids)."""
     out_labels = [str(t) for t in labels]
     count = max(len(out_labels), 1)
     if padding is None:
@@ -96,8 +96,13 @@ def _enlarged(grid: Image.Image, factor: int) -> Image.Image:
     return grid if factor == 1 else grid.resize((grid.width * factor, grid.height * factor), Image.Resampling.NEAREST)
 
 
+MAX_FONT = 28   # px: titles of wide cells (print-size grids, side-by-side grids) stop growing here
+
+
 def _font_range(cell: int, max_size: int | None, min_size: int | None) -> tuple[int, int]:
-    top = max_size or max(14, cell // 4)
+    """The title font sizes to try for cells ``cell`` px wide: from a quarter of the cell (14 to ``MAX_FONT`` px)
+    down to an eighth (at least 9 px)."""
+    top = max_size or min(max(14, cell // 4), MAX_FONT)
     return top, min(min_size or max(9, cell // 8), top)
 
 
