@@ -4,7 +4,8 @@ USPS → MNIST and MNIST → USPS (the standard USPS test set).
     python bench/dann.py --threads 1                  # LeNet, both tasks, seeds 0,1,2, every placement × method
     python bench/dann.py --quick --threads 2          # a few rows, seed 0, fewer steps and test images: < 10 min
     python bench/dann.py --resnet50 --threads 1       # also the seed's table: ResNet-50, 32 × 32 × 3
-    python bench/dann.py --tasks mnist-usps --resume runs/<id>-dann-bench   # finish a stopped task's runs
+    python bench/dann.py --tasks mnist-usps --resume runs/<id>-dann-bench   # finish a stopped bench's runs
+    python bench/dann.py --resnet-only --resnet-steps 300 --threads 1       # the seed's table alone, on a CPU
 
 LeNet: labelled source train + unlabelled target train; accuracy on the full test sets (USPS: the standard LIBSVM test
 file when it is there — ``usps_rendering`` in the JSON says which rendering each split was). ``--resnet50``: GRL at
@@ -32,10 +33,11 @@ import torch  # noqa: E402
 
 from lab.config import cpu_name  # noqa: E402
 from lab.data.usps import mapping_report, usps_rendering  # noqa: E402
+from lab.errors import LabError  # noqa: E402
 from lab.experiments.dann.config import DANNConfig  # noqa: E402
 from lab.experiments.dann.reference import PUBLISHED_LENET, SEED_REFERENCE  # noqa: E402
 from lab.experiments.dann.results import load_result  # noqa: E402
-from lab.experiments.dann.run import run_dann  # noqa: E402
+from lab.experiments.dann.run import reusable_runs, run_dann  # noqa: E402
 from lab.runs import recorded  # noqa: E402
 
 TARGETS = {"usps-mnist": 0.977, "mnist-usps": 0.96}   # issue 18: the lab's best row over 3 seeds
@@ -51,21 +53,27 @@ RESNET = dict(backbone="resnet50", weights="auto", placements=PLACEMENTS, method
               augment_scale=0.15, eval_limit=500)
 
 
-def _previous(resume: str | None):
-    """The finished runs of one or more stopped bench folders (comma-separated), as one result to resume."""
-    folders = [f.strip() for f in (resume or "").split(",") if f.strip()]
-    if not folders:
-        return None
-    previous = load_result(folders[0])
-    for folder in folders[1:]:
+def _previous(resume: str | None, config: DANNConfig):
+    """The finished runs of those stopped bench folders (comma-separated) that ``config`` can continue (same task,
+    data and training settings), as one result to resume; None if there are none."""
+    previous = None
+    for folder in (f.strip() for f in (resume or "").split(",") if f.strip()):
+        found = load_result(folder)
+        try:
+            reusable_runs(config, found)
+        except LabError:
+            continue  # another task or setting (the ResNet-50 table's other λ)
+        if previous is None:
+            previous = found
+            continue
         known = {(r.placement, r.method, r.seed) for r in previous.runs}
-        previous.runs += [r for r in load_result(folder).runs if (r.placement, r.method, r.seed) not in known]
+        previous.runs += [r for r in found.runs if (r.placement, r.method, r.seed) not in known]
     return previous
 
 
 def measure(config: DANNConfig, name: str, resume: str | None = None) -> dict:
     start = time.perf_counter()
-    previous = _previous(resume)
+    previous = _previous(resume, config)
     with recorded("dann-bench", asdict(config), command=config.to_command()) as run:
         result = run_dann(config, record=run, previous=previous)
         result.save(run)
@@ -79,7 +87,8 @@ def measure(config: DANNConfig, name: str, resume: str | None = None) -> dict:
         "weights": result.weights, "device": result.runs[0].device, "seeds": config.seeds,
         "steps_per_run": config.total_steps, "batch_per_domain": config.batch_size,
         "lambda": f"{config.lambda_schedule} {config.lambda_max}", "usps_rendering": result.data.get("usps_renderings"),
-        "best_row": best["row"], "target_acc_best": best["target_acc_mean"], "target_acc_best_std": best["target_acc_std"],
+        "best_row": best["row"], "target_acc_best": best["target_acc_mean"],
+        "target_acc_best_std": best["target_acc_std"],
         "best_adversarial_row": best_adv["row"] if best_adv else None,
         "target_acc_source_only": rows["source only"]["target_acc_mean"] if "source only" in rows else None,
         "target": target, "target_met": None if target is None else best["target_acc_mean"] >= target,
@@ -97,15 +106,15 @@ def measure(config: DANNConfig, name: str, resume: str | None = None) -> dict:
     }
 
 
-def resnet50(config: DANNConfig, steps: int) -> dict:
+def resnet50(config: DANNConfig, steps: int, resume: str | None = None) -> dict:
     """The seed's table: ResNet-50, λ = 0.001 constant and the paper's schedule (its source-only row is shared)."""
     epochs = max(1, min(10, steps // 50))
     base = replace(config, task="usps-mnist", **RESNET, epochs=epochs, steps_per_epoch=max(1, steps // epochs))
     out = {"steps_per_run": base.total_steps, "note": "ResNet-50 at 32 × 32 × 3; the seed's figures beside ours",
            "seed_reference": SEED_REFERENCE}
     out["lambda_0.001_constant"] = measure(replace(base, lambda_schedule="constant", lambda_max=0.001),
-                                           "resnet50 λ=0.001")
-    out["lambda_schedule"] = measure(replace(base, placements=PLACEMENTS[1:]), "resnet50 λ schedule")
+                                           "resnet50 λ=0.001", resume)
+    out["lambda_schedule"] = measure(replace(base, placements=PLACEMENTS[1:]), "resnet50 λ schedule", resume)
     return out
 
 
@@ -118,8 +127,8 @@ def main() -> None:
     parser.add_argument("--placements", default=None, help="override the placements, e.g. none,stage2")
     parser.add_argument("--methods", default=None, help="override the methods, e.g. dann,cdan+e")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--resume", default=None, help="stopped bench run folders of the (one) task, comma-separated: "
-                                                       "their finished runs are kept, the rest trained")
+    parser.add_argument("--resume", default=None, help="stopped bench run folders, comma-separated: the finished runs "
+                                                       "of those made with the same settings are kept")
     parser.add_argument("--resnet50", action="store_true", help="also the seed's ResNet-50 table (default: on a GPU)")
     parser.add_argument("--resnet-only", action="store_true", help="the ResNet-50 table alone")
     parser.add_argument("--resnet-steps", type=int, default=None,
@@ -146,14 +155,14 @@ def main() -> None:
     if not args.resnet_only:
         for task in tasks:
             key = task.replace("-", "_")
-            found = measure(replace(config, task=task), f"lenet {task}", args.resume if len(tasks) == 1 else None)
+            found = measure(replace(config, task=task), f"lenet {task}", args.resume)
             out[key] = found
             for name in ("target_acc_best", "target_acc_best_std", "best_row", "target_met",
                          "target_acc_source_only"):
                 out[f"{name}_{key}"] = found[name]
     if args.resnet50 or args.resnet_only or torch.cuda.is_available():
         steps = args.resnet_steps or (config.total_steps if torch.cuda.is_available() else 300)
-        out["resnet50"] = resnet50(config, steps)
+        out["resnet50"] = resnet50(config, steps, args.resume)
     else:
         out["resnet50"] = "not measured: no GPU here (pass --resnet50 to run it on the CPU anyway)"
     print(json.dumps(_finite(out), default=str))

@@ -316,3 +316,25 @@ def test_officehome_folder_trains_end_to_end(tmp_path):
     assert [r["placement"] for r in result.rows()] == ["none", "stage1"]
     assert result.data["class_names"] == ["Bike", "Mug"] and result.data["target"] == "officehome-Real_World"
     assert result.input_pad["pad"] == 2.0  # the crude clipart stripes are trivially separable
+
+
+def test_a_stopped_comparison_resumes_with_its_finished_runs(tmp_path, monkeypatch):
+    import lab.experiments.dann.run as run_module
+    from lab.experiments.dann.results import load_result
+    from lab.runs import recorded
+
+    root = _fake_officehome(tmp_path / "OfficeHome")
+    config = DANNConfig(task="officehome", officehome_path=str(root), size=32, placements=["none"], epochs=1,
+                        steps_per_epoch=2, batch_size=4, feature_points=8)
+    with recorded("dann", {}) as record:
+        first = run_dann(config, record=record)
+        first.save(record)
+    trained = []
+    real = run_module.train_dann
+    monkeypatch.setattr(run_module, "train_dann", lambda *a, **k: trained.append(a[1]) or real(*a, **k))
+    more = DANNConfig(**{**config.__dict__, "placements": ["none", "stage3"], "methods": ["cdan"]})
+    again = run_dann(more, previous=load_result(record.dir))
+    assert trained == ["stage3"] and [r.row for r in again.runs] == ["source only", "CDAN @ stage3"]
+    assert again.runs[0].target_acc == first.runs[0].target_acc
+    with pytest.raises(LabError, match="other settings \\(epochs\\)"):
+        run_dann(DANNConfig(**{**more.__dict__, "epochs": 2}), previous=load_result(record.dir))

@@ -132,7 +132,6 @@ def test_tab_answers_through_gradio_client(launch_tab):
     assert table["headers"][0] == "target acc %" and [row[1] for row in table["data"]] == [
         "source only", "DANN @ stage2", "CDAN @ stage2"]
     assert all(len(row[0].split(" ± ")[0].split(".")[1]) == 2 for row in table["data"])  # rounded for display
-    print(reference)
     assert "target acc %: published" in reference.get("value", reference)["headers"] and pad is not None
     names = {Path(f).name for f in files}
     assert {"config.json", "table.csv", "history.csv"} <= names and any(n.endswith(".zip") for n in names)

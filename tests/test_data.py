@@ -32,7 +32,11 @@ def test_usps_counts_and_range():
     train, test = load_dataset("usps", "train"), load_dataset("usps", "test")
     assert train.images.shape == (7291, 1, 16, 16) and test.images.shape == (2007, 1, 16, 16)
     assert set(train.labels.unique().tolist()) == set(range(10))
-    assert train.images.max() == 255 and train.images.min() == 0
+    # the test split is the standard LIBSVM rendering itself: the full 0..255 range
+    assert test.images.max() == 255 and test.images.min() == 0 and "libsvm" in " ".join(test.notes)
+    # the train split has only the h5 rendering here, mapped onto the standard one: said in a note, values in range
+    assert train.images.min() == 0 and 240 <= int(train.images.max()) <= 255
+    assert any("h5" in note for note in train.notes)
 
 
 def test_digits_is_always_available():

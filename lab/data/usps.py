@@ -9,14 +9,16 @@
   pixels; the background at 0, 58 %), and slightly sharper (a 3 × 3 neighbourhood fits it far better than a
   pointwise map). A mean |Δ| of 22 grey levels as it is.
 * ``h5-mapped`` — ``usps.h5`` brought onto the LIBSVM rendering by a map fitted on the other split, where both
-  renderings exist (here: the test split; 136 numbers, no labels used): per image, the two ends (lo, hi) of the stretch are predicted
-  linearly from the h5 image's mean, spread and saturated fractions, the image is un-stretched to lo + h (hi − lo),
-  and a linear regression over each pixel's 5 × 5 neighbourhood of the un-stretched image and of the two saturation
-  masks gives the standard value (least squares over every pixel), rounded and clipped to [0, 255]. Used for a split
-  whose LIBSVM file is missing when the other split's LIBSVM file is there (here: the train split).
-  ``mapping_report`` measures it on held-out test images: ~2 grey levels mean |Δ| (22 as stored); what stays
-  unrecoverable is where the stretch saturated (≈ 3 grey levels on pixels at 1.0, whose standard value lay anywhere
-  above the stretch's upper end).
+  renderings exist (here: the test split; 136 numbers, no labels used): per image, the two ends (lo, hi) of the
+  stretch are predicted linearly from the h5 image's mean, spread and saturated fractions, the image is
+  un-stretched to lo + h (hi − lo), and a linear regression over each pixel's 5 × 5 neighbourhood of the
+  un-stretched image and of the two saturation masks gives the standard value (least squares over every pixel),
+  rounded and clipped to [0, 255]. Used for a split whose LIBSVM file is missing when the other split's LIBSVM file
+  is there (here: the train split). ``mapping_report`` measures it on held-out test images (fitted on one half of
+  the test split, measured on the other): mean |Δ| 1.97 grey levels (22.2 as stored); 2.9 on unsaturated pixels,
+  1.2 on pixels the stretch sent to 0 and 3.3 on those it sent to 1.0 (11 % of the pixels, whose standard value
+  lay anywhere above the stretch's upper end: what the neighbourhood cannot tell is unrecoverable); 99 % of the
+  pixels within 10 grey levels.
 """
 from __future__ import annotations
 

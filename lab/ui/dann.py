@@ -212,8 +212,8 @@ def build():
             feature_files = gr.File(label="Feature tensors (backbone, and what each discriminator saw; float16) — "
                                           "large, so not in the run's zip", file_count="multiple", interactive=False)
 
-    inputs = [task, officehome_path, officehome_source, officehome_target, backbone, weights, placements, methods, seeds,
-              epochs, steps_per_epoch, batch_size, optimizer, lr, lr_schedule, lambda_schedule, lambda_max, augment,
+    inputs = [task, officehome_path, officehome_source, officehome_target, backbone, weights, placements, methods,
+              seeds, epochs, steps_per_epoch, batch_size, optimizer, lr, lr_schedule, lambda_schedule, lambda_max, augment,
               augment_scale, source_only_sees_target, source_limit, target_limit, eval_limit]
     task.change(lambda t: gr.Accordion(open=_reads_folder(t)), task, oh_box, api_name=False)
     events = [

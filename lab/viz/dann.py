@@ -68,8 +68,8 @@ def pad_figure(rows: list[dict], task: str = "", input_pad: float | None = None)
                     yaxis="y2", line=dict(color="#54a24b"))
     if input_pad is not None and input_pad == input_pad:
         fig.add_hline(y=input_pad, line_dash="dash", line_color="grey", annotation_text="raw images")
-    fig.update_layout(**{**LAYOUT, "margin": dict(l=60, r=70, t=70, b=140), "title": f"{task}: proxy A-distance (0 = indistinguishable, 2 = separable) "
-                                           "and target accuracy",
+    title = f"{task}: proxy A-distance (0 = indistinguishable, 2 = separable) and target accuracy"
+    fig.update_layout(**{**LAYOUT, "margin": dict(l=60, r=70, t=70, b=140), "title": title,
                          "yaxis": dict(title="PAD", range=[0, 2.05]),
                          "yaxis2": dict(title="target accuracy", overlaying="y", side="right", range=[0, 1.02])})
     return fig

@@ -31,9 +31,9 @@ def run_pads(features: dict, seed: int = 0) -> dict:
             if key in src and key in tgt}
 
 
-def _reusable(config: DANNConfig, previous: DANNResult | None) -> dict:
+def reusable_runs(config: DANNConfig, previous: DANNResult | None) -> dict:
     """The finished runs of ``previous`` (a stopped comparison) that ``config`` can keep: same task, data and
-    training settings (the placements, methods and seeds may differ)."""
+    training settings (the placements, methods and seeds may differ); a LabError naming the settings that differ."""
     if previous is None:
         return {}
     free = {"placements", "methods", "seeds"}
@@ -51,7 +51,7 @@ def run_dann(config: DANNConfig, progress: ProgressFn | None = None, record=None
     saved at once, so a stopped comparison keeps what it finished, and ``previous`` (that comparison, loaded by
     ``load_result``) resumes it: its finished runs are kept, not trained again."""
     config.validate()
-    kept = _reusable(config, previous)
+    kept = reusable_runs(config, previous)
     start = time.perf_counter()
     if progress is not None:
         progress(0, 1, f"Loading {config.label()}")
