@@ -3,6 +3,11 @@
     python bench/denoise.py --threads 2          # DDPM n = 10,000, score model n = 1,000 (about an hour on 2 cores)
     python bench/denoise.py --quick --threads 2  # DDPM n = 1,000, score model n = 100: under 10 minutes on 2 cores
 
+    python bench/denoise.py --t-sweep --quick    # the training-T sweep alone: T = 10, 100, 1000, 120 steps each
+
+The GAN baseline (checkpoints/gan-mnist, one network call per sample) is measured at the DDPM's n against the same
+floor: ``fid_classifier_gan`` (the seed's comparison: DDPM 50.84, GAN 155.14 on CelebA).
+
 The score model's sampler makes 1,001 UNet calls per image (annealed Langevin, 100 steps per level), about
 3.3 s per image on 2 CPU cores, so its FID uses fewer samples (``--score-n``) with its own real-vs-real floor.
 
@@ -46,6 +51,37 @@ def grid_seconds(device: str, repeats: int = 3) -> tuple[float, list[float]]:
     return statistics.median(times), times
 
 
+def score_calls() -> int:
+    """Network calls per sample of the score model with the tab's annealed Langevin defaults."""
+    from lab.experiments.denoise.compare import calls_per_sample
+    from lab.models.store import read_info, resolve_model_path
+
+    config = DenoiseConfig(model="score-mnist", sampler="langevin")
+    return calls_per_sample(config, read_info(resolve_model_path("score-mnist")))
+
+
+def t_sweep(quick: bool, device: str) -> dict:
+    """The seed's training-T sweep (lab.experiments.denoise.tsweep): one DDPM per T, same steps, data and seed;
+    FID per T and the grids side by side in a run folder."""
+    from lab.config import get_settings
+    from lab.experiments.denoise.config import TSweepConfig
+    from lab.experiments.denoise.tsweep import differ_only_in_t, run_t_sweep, sweep_grid
+    from lab.runs import recorded
+
+    budget = dict(train_steps=120, batch_size=64, n=200) if quick else {}
+    config = TSweepConfig(device=device, **budget).validate()
+    with recorded("bench-t-sweep", asdict(config), command=config.to_command()) as run:
+        result = run_t_sweep(config, get_settings().cache_dir / "bench-t-sweep" / ("quick" if quick else "full"))
+        result.save(run)
+        sweep_grid(result).save(run.add("t_sweep_grid.png"))
+    out = {f"fid_T{r['T']}": r["fid"] for r in result.rows}
+    out.update({"t_sweep": result.rows, "t_sweep_grid": str(run.path("t_sweep_grid.png")),
+                "t_sweep_models_differ_only_in_T": differ_only_in_t(result.folders),
+                "t_sweep_settings": {"train_steps": config.train_steps, "batch_size": config.batch_size,
+                                     "n": config.n, "command": config.to_command()}})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="n = 1,000 instead of 10,000")
@@ -54,8 +90,16 @@ def main() -> None:
                         help="samples for score-mnist's FID (default: 1,000; --quick 100)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     parser.add_argument("--device", default="cpu", help="cpu (the targets' setting) or auto / cuda")
+    parser.add_argument("--t-sweep", action="store_true", help="only the training-T sweep (T = 10, 100, 1000)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.t_sweep:
+        start = time.perf_counter()
+        out = t_sweep(args.quick, args.device)
+        out.update({"quick": args.quick, "device": args.device, "threads": torch.get_num_threads(),
+                    "minutes_total": round((time.perf_counter() - start) / 60, 2)})
+        print(json.dumps(out, default=str))
+        return
     n = args.n or (1000 if args.quick else 10_000)
     start = time.perf_counter()
 
@@ -64,11 +108,15 @@ def main() -> None:
     score_n = args.score_n or (100 if args.quick else 1000)
     score = run_quality(DenoiseConfig(model="score-mnist", sampler="langevin", device=args.device), n=score_n,
                         with_floor=score_n != n)
+    gan = run_quality(DenoiseConfig(model="gan-mnist", device=args.device), n=n, with_floor=False)
     out = {
         "grid_seconds": round(grid_s, 3),
         "fid_classifier_ddpm": round(ddpm.fid["fid"], 3),
         "fid_classifier_score": round(score.fid["fid"], 3),
+        "fid_classifier_gan": round(gan.fid["fid"], 3),
         "fid_floor": round(ddpm.floor["fid"], 3),
+        "calls_per_sample": {"ddpm": 50, "score": score_calls(), "gan": 1},
+        "confident_fraction_gan": round(gan.quality["confident_fraction"], 4),
         "confident_fraction_ddpm": round(ddpm.quality["confident_fraction"], 4),
         "class_entropy_ddpm": round(ddpm.quality["class_entropy"], 4),
         "n": n, "score_n": score_n,
@@ -79,7 +127,8 @@ def main() -> None:
         "feature_network": ddpm.fid["feature_network"],
         "grid": "10 images x 10 snapshots, DDIM 50 steps, eta 0, ddpm-mnist, median of 3 warm runs",
         "grid_runs_seconds": [round(t, 3) for t in grid_all],
-        "sampling_seconds": {"ddpm": round(ddpm.sampling_seconds, 1), "score": round(score.sampling_seconds, 1)},
+        "sampling_seconds": {"ddpm": round(ddpm.sampling_seconds, 1), "score": round(score.sampling_seconds, 1),
+                             "gan": round(gan.sampling_seconds, 2)},
         "samplers": {"ddpm": "DDIM 50 steps, eta 0",
                      "score": f"annealed Langevin, {DenoiseConfig.langevin_steps} steps per level, eps 2e-5, final denoising step"},
         "targets": {"grid_seconds": f"< {GRID_TARGET_S}", "confident_fraction_ddpm": f">= {CONFIDENT_TARGET}",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -10,10 +11,14 @@ from lab.errors import LabError
 
 
 def resolve_device(name: str | torch.device | None = None) -> torch.device:
-    """'auto' (or None: LAB_DEVICE) picks CUDA, then Apple MPS, then CPU; anything else is taken as given."""
+    """'auto' (or None: LAB_DEVICE) picks CUDA, then Apple MPS, then CPU; anything else is taken as given. Under
+    ``accelerate launch`` / torchrun (``LOCAL_RANK`` set) 'auto' and 'cuda' mean this process's own GPU."""
     if isinstance(name, torch.device):
         return name
     name = name or get_settings().device
+    local = os.environ.get("LOCAL_RANK")
+    if name in ("auto", "cuda") and local is not None and torch.cuda.is_available():
+        return torch.device("cuda", int(local) % torch.cuda.device_count())
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path(__file__).resolve().parent / "helpers" / "fit_worker.py"
+FINETUNE_WORKER = WORKER.with_name("finetune_worker.py")
 # measured (6 steps, tiny UNet): the curves differ by at most 1.2e-7 (float rounding of the all-reduce); the weights
 # by 1.3e-7 on average — a few near-zero gradients change sign in the last bit and Adam turns that into a full
 # lr-sized step (largest single difference 3e-4), so weights are compared on average
@@ -30,11 +31,11 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
-def _launch(processes: int, *args) -> None:
+def _launch(processes: int, *args, worker: Path = WORKER) -> None:
     if processes == 1:
-        cmd = [sys.executable, str(WORKER), *map(str, args)]
+        cmd = [sys.executable, str(worker), *map(str, args)]
     else:
-        cmd = [*LAUNCH, str(processes), str(WORKER), *map(str, args)]
+        cmd = [*LAUNCH, str(processes), str(worker), *map(str, args)]
     done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -74,6 +75,21 @@ def test_a_checkpoint_written_by_two_processes_resumes_in_one(single, tmp_path):
     assert [s for s, _ in resumed] == [s for s, _ in reference]
     assert max(abs(a - b) for (_, a), (_, b) in zip(resumed, reference)) <= TOLERANCE
     assert _close(load_file(single / "weights.safetensors"), load_file(tmp_path / "resumed" / "weights.safetensors"))
+
+
+def test_two_process_diffusionclip_finetune_gives_the_one_process_weights(tmp_path):
+    """Each process takes every other image of a batch (batch 3 → 2 + 1, each gradient weighted by its share: the
+    test fails without the weights) and the gradients are averaged: the fine-tuned copy equals the one-process
+    copy up to the all-reduce's rounding."""
+    _launch(1, tmp_path / "one", 3, worker=FINETUNE_WORKER)
+    _launch(2, tmp_path / "two", 3, worker=FINETUNE_WORKER)
+    assert json.loads((tmp_path / "two" / "processes.json").read_text()) == 2
+    one = load_file(tmp_path / "one" / "weights.safetensors")
+    two = load_file(tmp_path / "two" / "weights.safetensors")
+    assert _close(one, two)
+    steps = json.loads((tmp_path / "one" / "history.json").read_text())
+    assert len(steps) == len(json.loads((tmp_path / "two" / "history.json").read_text())) == 4  # 2 iterations × 2
+    assert steps[-1]["total"] < steps[0]["total"]   # it learned
 
 
 def _tiny_editor(root: Path, base_folder: Path) -> Path:
@@ -119,7 +135,8 @@ def test_two_process_translation_writes_what_one_process_writes(tiny_ddpm, tmp_p
     two = sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*.png"))
     assert one == two and len(one) == 20 and len({p.name for p in one}) == 20   # each image once
     for rel in one:
-        assert np.array_equal(np.asarray(Image.open(tmp_path / "one" / rel)), np.asarray(Image.open(tmp_path / "two" / rel)))
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "one" / rel)),
+                              np.asarray(Image.open(tmp_path / "two" / rel)))
     source = load_dataset("mnist", "test", limit=20)
     back = load_dataset("folder", path=str(tmp_path / "two"), size=28, channels=1)
     assert back.classes == source.classes and sorted(back.labels.tolist()) == sorted(source.labels.tolist())

@@ -117,7 +117,7 @@ def test_adversarial_training_raises_the_loss_on_its_own_perturbations_less():
         clean = loss_fn.loss(img_f, txt_f, scale)
         adv = attack.perturb(model, images, txt_f.detach(), scale.detach(), loss_fn.loss, g)
         attacked = loss_fn.loss(torch.nn.functional.normalize(model.encode_image(adv), dim=-1), txt_f, scale)
-        gaps[name] = float(attacked - clean)
+        gaps[name] = float((attacked - clean).detach())
     assert gaps["adversarial"] < gaps["plain"], gaps
 
 

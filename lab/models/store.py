@@ -244,7 +244,10 @@ def model_card(name: str, info: dict) -> str:
              f"- steps: {info.get('steps', '?')}, batch size {train.get('batch_size', '?')}, "
              f"lr {train.get('lr', '?')}, EMA {train.get('ema_decay', 'none')}, seed {train.get('seed', '?')}",
              f"- wall time: {info.get('wall_seconds', 0) / 60:.1f} min on {info.get('device', '?')}"
-             f" ({info.get('threads', '?')} CPU threads)", f"- parameters: {info.get('parameters', '?'):,}"
+             f" ({info.get('threads', '?')} CPU threads"
+             + (f", {info['processes']} data-parallel processes" if info.get("processes", 1) > 1 else "")
+             + (f", {info['mixed_precision']} mixed precision" if info.get("mixed_precision", "no") != "no" else "")
+             + ")", f"- parameters: {info.get('parameters', '?'):,}"
              if isinstance(info.get("parameters"), int) else "- parameters: ?",
              f"- final training loss: {info.get('final_loss', float('nan')):.4f}", "",
              f"- versions: {', '.join(f'{k} {v}' for k, v in info.get('versions', {}).items())}", "",

@@ -185,8 +185,15 @@ class FinetuneSettings:
 def finetune(unet, scheduler, images: torch.Tensor, latents: torch.Tensor, loss: DiffusionClipLoss,
              settings: FinetuneSettings, progress: ProgressFn | None = None, on_step=None):
     """Fine-tune a copy of ``unet``; returns (fine-tuned UNet, history of loss parts per optimiser step).
-    ``on_step(step, total, parts)`` is called after each optimiser step (live curves)."""
+    ``on_step(step, total, parts)`` is called after each optimiser step (live curves).
+
+    Under ``accelerate launch`` with N processes it is data-parallel: every process takes every N-th image of
+    each batch, and the gradients are averaged over the processes before each step (accelerate's process group),
+    so the copies stay identical and a batch's gradient is the mean over its images, as with one process."""
+    from lab.train.shard import share
+
     settings.validate()
+    rank, world = share()
     device = latents.device
     tuned = copy.deepcopy(unet).to(device).train()
     for p in tuned.parameters():
@@ -201,18 +208,21 @@ def finetune(unet, scheduler, images: torch.Tensor, latents: torch.Tensor, loss:
         order = torch.randperm(n, generator=g)
         for b in range(0, n, settings.batch_size):
             idx = order[b:b + settings.batch_size]
+            weight = 1.0
+            if world > 1:  # this process's images of the batch; its gradient weighted by its share
+                weight, idx = world * len(idx[rank::world]) / len(idx), idx[rank::world]
             x0, x = images[idx].to(device), latents[idx].to(device)
             if settings.variant == "full":
-                edited = generate(tuned, scheduler, x, settings.n_train_step, settings.t0)
-                done = _optimise(opt, loss, x0, edited, history, it, done)
+                edited = generate(tuned, scheduler, x, settings.n_train_step, settings.t0) if len(x) else x
+                done = _optimise(opt, loss, x0, edited, history, it, done, world, weight)
                 if on_step:
                     on_step(done, total, history[-1])
                 if progress:
                     progress(done, total, f"Fine-tuning (loss {history[-1]['total']:.4f})")
             else:
                 for t in steps:
-                    x_next, x0_pred = ddim_step(tuned, ddim, x, t)
-                    done = _optimise(opt, loss, x0, x0_pred, history, it, done)
+                    x_next, x0_pred = ddim_step(tuned, ddim, x, t) if len(x) else (x, x)
+                    done = _optimise(opt, loss, x0, x0_pred, history, it, done, world, weight)
                     x = x_next.detach()
                     if on_step:
                         on_step(done, total, history[-1])
@@ -221,13 +231,34 @@ def finetune(unet, scheduler, images: torch.Tensor, latents: torch.Tensor, loss:
     return tuned.eval(), history
 
 
-def _optimise(opt, loss, x0, edited, history, iteration, done) -> int:
-    value, parts = loss(x0, edited)
-    if not torch.isfinite(value):
-        raise LabError(f"The fine-tuning loss became {float(value)}: lower the learning rate.")
+def _optimise(opt, loss, x0, edited, history, iteration, done, world: int = 1, weight: float = 1.0) -> int:
     opt.zero_grad(set_to_none=True)
-    value.backward()
+    if len(x0):
+        value, parts = loss(x0, edited)
+        if not torch.isfinite(value):
+            raise LabError(f"The fine-tuning loss became {float(value)}: lower the learning rate.")
+        (value * weight).backward()
+    else:  # more processes than images in this batch: this one adds nothing to the mean
+        parts = {"total": float("nan")}
+    if world > 1:
+        _average_gradients(opt, world)
     opt.step()
     history.append({"step": done + 1, "iteration": iteration, **parts})
     return done + 1
+
+
+def _average_gradients(opt, world: int) -> None:
+    """Mean of every parameter's gradient over the processes (one flat all-reduce)."""
+    import torch.distributed as dist
+
+    params = [p for group in opt.param_groups for p in group["params"]]
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset:offset + n].view_as(p).clone()
+        offset += n
 

@@ -1,5 +1,6 @@
 """``python -m lab train gan``: the DCGAN baseline (lab.models.gan), with its own loop because ``fit()`` trains one
-network on one loss, and a GAN alternates two networks with two optimizers.
+network on one loss, and a GAN alternates two networks with two optimizers. It runs in one process (one device):
+under data parallelism BatchNorm's batch statistics would change with the process count.
 
 Non-saturating loss (Goodfellow et al. 2014): D minimises BCE(D(x), 1) + BCE(D(G(z)), 0), G minimises
 BCE(D(G(z)), 1); Adam(lr, β₁ = 0.5, β₂ = 0.999) for both, as DCGAN. Batches and z are drawn from (seed, step),
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -62,6 +64,9 @@ def train_gan_loop(g: Generator, d: Discriminator, images: torch.Tensor, config:
     """Train (g, d) on [-1, 1] ``images``; leaves the generator's EMA weights in ``g``. ``evaluate(g)`` as in
     ``fit()`` (e.g. FID as training progresses), on the EMA weights."""
     config.validate()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by accelerate / torchrun with several processes
+        raise LabError("`train gan` trains in one process: BatchNorm's batch statistics would differ per process "
+                       "under data parallelism. Run it without `accelerate launch --num_processes N`.")
     device = resolve_device(config.device)
     g.to(device).train()
     d.to(device).train()
@@ -172,7 +177,9 @@ def train_gan(out: Path, data: str = "mnist", split: str = "train", size: int | 
     last = result.losses[-1] if result.losses else (0, float("nan"), float("nan"))
     write_info(out, {
         "kind": "gan", "description": f"A DCGAN on {ds.name}: generator {params['generator']:,} and discriminator "
-        f"{params['discriminator']:,} parameters, non-saturating loss, Adam (β₁ 0.5); the generator's EMA.",
+        f"{params['discriminator']:,} parameters, non-saturating loss, Adam (β₁ 0.5); "
+        + (f"the generator's EMA (decay {config.ema_decay})." if config.ema_decay
+           else "the generator's last weights (no EMA)."),
         "data": data_summary(ds, split, style), "command": command, "train_config": config.__dict__,
         "steps": result.steps, "wall_seconds": round(result.wall_seconds, 1), "device": result.device,
         "threads": torch.get_num_threads(), "parameters": params["generator"] + params["discriminator"],

@@ -32,6 +32,8 @@ class FitResult:
     device: str
     losses: list[tuple[int, float]] = field(default_factory=list)  # (step, mean loss since the last entry)
     evaluations: list[dict] = field(default_factory=list)          # {"step": k, ...} from ``evaluate``
+    processes: int = 1                                             # data-parallel processes (accelerate)
+    mixed_precision: str = "no"                                    # accelerate's setting
 
 
 def batch_index(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
@@ -133,7 +135,7 @@ def fit(model: torch.nn.Module, loss_fn: torch.nn.Module, images: torch.Tensor, 
         ema.copy_to(model.parameters())
     model.eval()
     return FitResult(step, state["wall_seconds"], str(device), [tuple(x) for x in state["losses"]],
-                     list(state.get("evaluations", [])))
+                     list(state.get("evaluations", [])), world, str(accelerator.mixed_precision))
 
 
 def evaluate_on_ema(model, ema, evaluate) -> dict:

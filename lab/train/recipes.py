@@ -31,6 +31,7 @@ def data_summary(ds: ImageSet, split: str, style: str = "plain") -> dict:
 def fit_info(result: FitResult, config: TrainConfig, command: str, model) -> dict:
     return {"command": command, "train_config": asdict(config), "steps": result.steps,
             "wall_seconds": round(result.wall_seconds, 1), "device": result.device,
+            "processes": result.processes, "mixed_precision": result.mixed_precision,
             "threads": torch.get_num_threads(), "parameters": sum(p.numel() for p in model.parameters()),
             "final_loss": result.losses[-1][1] if result.losses else float("nan"), "losses": result.losses}
 

@@ -28,8 +28,24 @@ EditorPair = tuple[LoadedModel, LoadedModel, dict]   # (fine-tuned model, its ba
 
 
 def save_tuned(result: "EditResult", folder, base: LoadedModel) -> Path:
-    """Write the fine-tuned UNet (``save_pretrained``) + scheduler as a diffusers pipeline folder with a card."""
+    """Write the fine-tuned UNet (``save_pretrained``) + scheduler as a diffusers pipeline folder with a card. Under
+    ``accelerate launch`` the main process writes it (the copies are equal) and the others wait for it."""
+    from lab.train.shard import is_main, share
+
     folder = Path(folder)
+    if share()[1] > 1:
+        from accelerate.state import PartialState
+
+        if is_main():
+            _write_tuned(result, folder, base)
+        PartialState().wait_for_everyone()
+        return folder
+    return _write_tuned(result, folder, base)
+
+
+def _write_tuned(result: "EditResult", folder: Path, base: LoadedModel) -> Path:
+    from lab.train.shard import share
+
     if folder.exists() and (folder / "training.json").exists() and "diffusionclip" not in read_info(folder):
         raise LabError(f"{folder} holds another model; choose a new name for the fine-tuned one.")
     c = result.config
@@ -44,7 +60,7 @@ def save_tuned(result: "EditResult", folder, base: LoadedModel) -> Path:
         "losses": [(h["step"], h["total"]) for h in result.history],
         "train_config": {"batch_size": c.batch_size, "lr": c.lr, "seed": c.seed, "ema_decay": None},
         "steps": len(result.history), "wall_seconds": result.metrics.get("finetune_seconds", 0),
-        "device": str(base.device), "threads": torch.get_num_threads(),
+        "device": str(base.device), "threads": torch.get_num_threads(), "processes": share()[1],
         "parameters": sum(p.numel() for p in result.tuned.unet.parameters()),
         "final_loss": result.history[-1]["total"] if result.history else float("nan")})
     return folder
