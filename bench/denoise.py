@@ -51,13 +51,12 @@ def grid_seconds(device: str, repeats: int = 3) -> tuple[float, list[float]]:
     return statistics.median(times), times
 
 
-def score_calls() -> int:
-    """Network calls per sample of the score model with the tab's annealed Langevin defaults."""
+def calls(config: DenoiseConfig) -> int:
+    """Network calls per sample of ``config``'s model with its sampler (lab.experiments.denoise.compare)."""
     from lab.experiments.denoise.compare import calls_per_sample
     from lab.models.store import read_info, resolve_model_path
 
-    config = DenoiseConfig(model="score-mnist", sampler="langevin")
-    return calls_per_sample(config, read_info(resolve_model_path("score-mnist")))
+    return calls_per_sample(config, read_info(resolve_model_path(config.model)))
 
 
 def t_sweep(quick: bool, device: str) -> dict:
@@ -104,18 +103,20 @@ def main() -> None:
     start = time.perf_counter()
 
     grid_s, grid_all = grid_seconds(args.device)
-    ddpm = run_quality(DenoiseConfig(model="ddpm-mnist", sampler="ddim", steps=50, device=args.device), n=n)
+    configs = {"ddpm": DenoiseConfig(model="ddpm-mnist", sampler="ddim", steps=50, device=args.device),
+               "score": DenoiseConfig(model="score-mnist", sampler="langevin", device=args.device),
+               "gan": DenoiseConfig(model="gan-mnist", device=args.device)}
+    ddpm = run_quality(configs["ddpm"], n=n)
     score_n = args.score_n or (100 if args.quick else 1000)
-    score = run_quality(DenoiseConfig(model="score-mnist", sampler="langevin", device=args.device), n=score_n,
-                        with_floor=score_n != n)
-    gan = run_quality(DenoiseConfig(model="gan-mnist", device=args.device), n=n, with_floor=False)
+    score = run_quality(configs["score"], n=score_n, with_floor=score_n != n)
+    gan = run_quality(configs["gan"], n=n, with_floor=False)
     out = {
         "grid_seconds": round(grid_s, 3),
         "fid_classifier_ddpm": round(ddpm.fid["fid"], 3),
         "fid_classifier_score": round(score.fid["fid"], 3),
         "fid_classifier_gan": round(gan.fid["fid"], 3),
         "fid_floor": round(ddpm.floor["fid"], 3),
-        "calls_per_sample": {"ddpm": 50, "score": score_calls(), "gan": 1},
+        "calls_per_sample": {name: calls(config) for name, config in configs.items()},
         "confident_fraction_gan": round(gan.quality["confident_fraction"], 4),
         "confident_fraction_ddpm": round(ddpm.quality["confident_fraction"], 4),
         "class_entropy_ddpm": round(ddpm.quality["class_entropy"], 4),

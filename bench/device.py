@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TRANSLATORS = {"digits": ("diffusionclip-mnist-sketch", "mnist"), "faces": ("diffusionclip-utkface-sketch", "utkface")}
-TRAINED = {"ddpm-mnist": 128, "ddpm-utkface64": 64}
+TRAINED = ("ddpm-mnist", "ddpm-utkface64")   # each at the batch size its card records
 
 
 def sync(device) -> None:
@@ -77,20 +77,20 @@ def translation(name: str, editor: str, data: str, n: int, n_reference: int, bat
 
 def train_further(name: str, minutes: float, out: Path, device) -> dict:
     """Continue a shipped DDPM from its weights for about ``minutes`` (steps from a measured step time)."""
-    from lab.models.store import read_info, resolve_model_path
+    from lab.models.store import read_info, resolve_model_path, trained_batch_size
     from lab.train.config import TrainConfig
     from lab.train.recipes import train_diffusion
 
     info = read_info(resolve_model_path(name))
-    data = info.get("data", {})
-    probe = TrainConfig(steps=20, batch_size=TRAINED[name], lr=2e-4, warmup=5, checkpoint_every=10_000,
+    data, batch_size = info.get("data", {}), trained_batch_size(name)
+    probe = TrainConfig(steps=20, batch_size=batch_size, lr=2e-4, warmup=5, checkpoint_every=10_000,
                         device=str(device))
     t = time.perf_counter()
     train_diffusion("ddpm", out / f"{name}-probe", data=data.get("name", "mnist"), size=data.get("size"),
                     config=probe, init_from=name, resume=False)
     per_step = (time.perf_counter() - t) / 20
     steps = max(20, int(minutes * 60 / per_step))
-    config = TrainConfig(steps=steps, batch_size=TRAINED[name], lr=2e-4, warmup=100, checkpoint_every=500,
+    config = TrainConfig(steps=steps, batch_size=batch_size, lr=2e-4, warmup=100, checkpoint_every=500,
                          device=str(device))
     folder = train_diffusion("ddpm", out / name, data=data.get("name", "mnist"), size=data.get("size"), config=config,
                              init_from=name, command=f"python bench/device.py --train-minutes {minutes}")
@@ -110,7 +110,7 @@ def main() -> None:
     from lab.config import cpu_name, get_settings
     from lab.device import resolve_device
     from lab.metrics.speed import train_throughput
-    from lab.models.store import list_models, load_diffusion
+    from lab.models.store import list_models, load_diffusion, trained_batch_size
 
     started = time.time()
     device = resolve_device("cpu" if args.smoke else args.device)
@@ -121,12 +121,13 @@ def main() -> None:
            "torch": torch.__version__, "smoke": args.smoke, "translate": {}, "train": {}}
     for name, (editor, data) in TRANSLATORS.items():
         out["translate"][name] = translation(name, editor, data, n, n_ref, batch, device, steps)
-    for name, batch_size in TRAINED.items():
+    for name in TRAINED:
         if name not in list_models("ddpm"):
             out["train"][name] = {"measured": False, "reason": f"checkpoints/{name} is not shipped"}
             continue
-        unet = load_diffusion(name, device).unet
-        out["train"][name] = train_throughput(unet, load_diffusion(name).scheduler, 4 if args.smoke else batch_size,
+        model = load_diffusion(name, device)
+        out["train"][name] = train_throughput(model.unet, model.scheduler,
+                                              4 if args.smoke else trained_batch_size(name),
                                               steps=1 if args.smoke else 20, warmup=1 if args.smoke else 3)
     minutes = args.train_minutes if args.train_minutes is not None else (0 if args.smoke else 2.5)
     if minutes > 0:

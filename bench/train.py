@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-MODELS = {"ddpm-mnist": 128, "ddpm-utkface64": 32}   # the batch sizes they were trained at (training.json)
+MODELS = ("ddpm-mnist", "ddpm-utkface64")   # each at the batch size it was trained at (its card)
 FAMILIES = {"convolution": ("conv",), "matmul / attention": ("mm", "addmm", "bmm", "attention", "linear"),
             "normalisation": ("norm",), "activation": ("silu", "gelu", "relu"),
             "copies / layout": ("copy", "cat", "contiguous", "clone", "to", "upsample")}
@@ -60,13 +60,14 @@ def forward_speed(unet, size: int, channels: int, batch: int, clock, compiled: b
         return 3 * batch / (clock() - start)
 
 
-def measure(name: str, batch_size: int, steps: int, compile_probe: bool) -> dict:
+def measure(name: str, steps: int, compile_probe: bool) -> dict:
     import torch
 
     from lab.metrics.speed import matmul_peak, mfu, train_throughput, unet_flops
-    from lab.models.store import load_diffusion
+    from lab.models.store import load_diffusion, trained_batch_size
 
     clock = time.process_time
+    batch_size = trained_batch_size(name)
     model = load_diffusion(name, "cpu")
     size, channels = model.size, model.channels
     fp32 = train_throughput(model.unet, model.scheduler, batch_size, steps=steps, warmup=1, clock=clock)
@@ -111,7 +112,7 @@ def main() -> None:
             out["models"][name] = {"measured": False, "reason": f"checkpoints/{name} is not shipped"}
             continue
         print(f"[{time.strftime('%H:%M:%S')}] {name}", file=sys.stderr, flush=True)
-        out["models"][name] = measure(name, MODELS[name], 3 if args.quick else 6, not args.no_compile)
+        out["models"][name] = measure(name, 3 if args.quick else 6, not args.no_compile)
     first = out["models"].get("ddpm-mnist", {})
     out.update({"mfu_train": first.get("mfu_train"), "mfu_forward_fp32": first.get("mfu_forward_fp32"),
                 "device": "cpu", "cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,

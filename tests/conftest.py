@@ -112,6 +112,22 @@ def _tiny_diffusion(folder: Path, kind: str) -> Path:
     return folder
 
 
+def tiny_editor(root: Path, base_folder: Path) -> Path:
+    """A 'DiffusionCLIP' model fine-tuned from the tiny base DDPM at ``base_folder`` (weights nudged), saved as
+    ``root/tiny-editor`` the way the editing tab saves one."""
+    from lab.models.store import load_diffusion, save_diffusion
+
+    base = load_diffusion(base_folder, "cpu")
+    torch.manual_seed(1)
+    for p in base.unet.parameters():
+        p.data.add_(0.01 * torch.randn_like(p))
+    save_diffusion(root / "tiny-editor", base.unet, base.scheduler, "ddpm", {
+        "description": "test editor", "base_model": str(base_folder),
+        "diffusionclip": {"model": str(base_folder), "t0": 200, "n_inv_step": 3, "n_test_step": 3,
+                          "source": "a digit", "target": "a sketch of a digit"}})
+    return root / "tiny-editor"
+
+
 @pytest.fixture(scope="session")
 def tiny_ddpm(tmp_path_factory):
     return _tiny_diffusion(tmp_path_factory.mktemp("tiny") / "tiny-ddpm", "ddpm")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import needs_mnist
+from conftest import needs_mnist, tiny_editor
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,23 +92,6 @@ def test_two_process_diffusionclip_finetune_gives_the_one_process_weights(tmp_pa
     assert steps[-1]["total"] < steps[0]["total"]   # it learned
 
 
-def _tiny_editor(root: Path, base_folder: Path) -> Path:
-    """A 'DiffusionCLIP' model fine-tuned from a tiny base DDPM (weights nudged), saved as the editing tab does."""
-    import torch
-
-    from lab.models.store import load_diffusion, save_diffusion
-
-    base = load_diffusion(base_folder, "cpu")
-    torch.manual_seed(1)
-    for p in base.unet.parameters():
-        p.data.add_(0.01 * torch.randn_like(p))
-    save_diffusion(root / "tiny-editor", base.unet, base.scheduler, "ddpm", {
-        "description": "test editor", "base_model": str(base_folder),
-        "diffusionclip": {"model": str(base_folder), "t0": 200, "n_inv_step": 3, "n_test_step": 3,
-                          "source": "a digit", "target": "a sketch of a digit"}})
-    return root / "tiny-editor"
-
-
 def _translate(processes: int, editor: Path, out: Path, cache: Path) -> None:
     args = ["translate", "--editor", str(editor), "--data", "mnist", "--split", "test", "--limit", "20",
             "--batch-size", "4", "--out", str(out), "--device", "cpu", "--threads", "1"]
@@ -128,7 +111,7 @@ def test_two_process_translation_writes_what_one_process_writes(tiny_ddpm, tmp_p
 
     from lab.data import load_dataset
 
-    editor = _tiny_editor(tmp_path, tiny_ddpm)
+    editor = tiny_editor(tmp_path, tiny_ddpm)
     _translate(1, editor, tmp_path / "one", tmp_path / "cache1")
     _translate(2, editor, tmp_path / "two", tmp_path / "cache2")   # its own cache: every image computed again
     one = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*.png"))

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from conftest import ROOT, needs_checkpoints, needs_mnist
+from conftest import ROOT, needs_checkpoints, needs_mnist, tiny_editor
 from PIL import Image
 from test_clip import _one_thread  # noqa: F401 — autouse: one thread per test
 
@@ -76,17 +76,8 @@ def test_different_label_spaces_are_a_clear_error():
 @pytest.fixture(scope="module")
 def editor_dir(tiny_ddpm, tmp_path_factory):
     """A checkpoint folder holding a tiny base DDPM and a 'DiffusionCLIP' model fine-tuned from it."""
-    from lab.models.store import load_diffusion, save_diffusion
-
     root = tmp_path_factory.mktemp("checkpoints")
-    base = load_diffusion(tiny_ddpm, "cpu")
-    torch.manual_seed(1)
-    for p in base.unet.parameters():
-        p.data.add_(0.01 * torch.randn_like(p))
-    save_diffusion(root / "tiny-editor", base.unet, base.scheduler, "ddpm", {
-        "description": "test editor", "base_model": str(tiny_ddpm),
-        "diffusionclip": {"model": str(tiny_ddpm), "t0": 200, "n_inv_step": 3, "n_test_step": 3,
-                          "source": "a digit", "target": "a sketch of a digit"}})
+    tiny_editor(root, tiny_ddpm)
     return root
 
 

@@ -10,23 +10,16 @@ from lab.commands.registry import command, threads_arg
 from lab.experiments.denoise.config import DenoiseConfig, QualityConfig, SweepConfig, TSweepConfig
 
 
-def _is_gan(name: str) -> bool:
-    from lab.models.store import read_info, resolve_model_path
-
-    where = resolve_model_path(name)
-    return not isinstance(where, str) and read_info(where).get("kind") == "gan"
-
-
 def _sampler(args) -> dict:
     """The sampler that suits the model when none was given: for a score model predictor–corrector when it was
     trained on the continuous VE SDE, else annealed Langevin."""
     if hasattr(args, "sampler"):
         return {}
     from lab.experiments.denoise.sample import default_sampler
-    from lab.models.store import load_diffusion
+    from lab.models.store import load_diffusion, model_kind
 
     name = getattr(args, "model", DenoiseConfig.model)
-    if _is_gan(name):
+    if model_kind(name) == "gan":
         return {}  # a GAN samples with its generator: no sampler to choose
     model = load_diffusion(name)
     return {} if model.kind == "ddpm" else {"sampler": default_sampler(model)}
@@ -71,7 +64,7 @@ def _evaluate(args, progress) -> dict:
     from pathlib import Path
 
     from lab.experiments.denoise.quality import run_quality
-    from lab.models.store import resolve_model_path, update_metrics
+    from lab.models.store import model_kind, resolve_model_path, update_metrics
     from lab.runs import recorded
 
     config = QualityConfig.from_args(args, base=_sampler(args)).validate()
@@ -85,7 +78,7 @@ def _evaluate(args, progress) -> dict:
                "kid": result.fid["kid"], "confident_fraction": result.quality.get("confident_fraction"),
                "class_entropy": result.quality.get("class_entropy"), "sampler": config.sampler,
                "sampler_steps": config.steps if config.sampler != "langevin" else config.langevin_steps,
-               **({"sampler": "generator", "sampler_steps": 1} if _is_gan(config.model) else {}),
+               **({"sampler": "generator", "sampler_steps": 1} if model_kind(config.model) == "gan" else {}),
                "evaluate_command": cmd}
     if args.write_card:
         where = resolve_model_path(config.model)

@@ -141,6 +141,19 @@ def read_info(folder: Path) -> dict:
         return {}
 
 
+def model_kind(name_or_path: str | Path) -> str | None:
+    """The ``kind`` a local model folder's card records (ddpm, score, gan, ...); None for a Hub id or no card."""
+    where = resolve_model_path(name_or_path)
+    return None if isinstance(where, str) else read_info(where).get("kind")
+
+
+def trained_batch_size(name_or_path: str | Path, default: int = 64) -> int:
+    """The batch size a model was trained at, as its card records it (``default`` when it does not)."""
+    where = resolve_model_path(name_or_path)
+    info = {} if isinstance(where, str) else read_info(where)
+    return int(info.get("train_config", {}).get("batch_size") or default)
+
+
 def load_diffusion(name_or_path: str | Path, device: torch.device | str | None = None) -> LoadedModel:
     where = resolve_model_path(name_or_path)
     try:

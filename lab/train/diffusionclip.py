@@ -241,24 +241,17 @@ def _optimise(opt, loss, x0, edited, history, iteration, done, world: int = 1, w
     else:  # more processes than images in this batch: this one adds nothing to the mean
         parts = {"total": float("nan")}
     if world > 1:
-        _average_gradients(opt, world)
+        _average_gradients(opt)
     opt.step()
     history.append({"step": done + 1, "iteration": iteration, **parts})
     return done + 1
 
 
-def _average_gradients(opt, world: int) -> None:
-    """Mean of every parameter's gradient over the processes (one flat all-reduce)."""
-    import torch.distributed as dist
+def _average_gradients(opt) -> None:
+    """Mean of every parameter's gradient over the processes (accelerate's all-reduce)."""
+    from accelerate.utils import reduce
 
     params = [p for group in opt.param_groups for p in group["params"]]
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.grad = flat[offset:offset + n].view_as(p).clone()
-        offset += n
-
+    grads = reduce([p.grad if p.grad is not None else torch.zeros_like(p) for p in params], "mean")
+    for p, g in zip(params, grads):
+        p.grad = g

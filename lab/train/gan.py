@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from lab.progress import ProgressFn
 from lab.seeding import seed_everything
 from lab.train.config import TrainConfig
 from lab.train.loop import FitResult, batch_index, evaluate_on_ema
+from lab.train.shard import share
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def train_gan_loop(g: Generator, d: Discriminator, images: torch.Tensor, config:
     """Train (g, d) on [-1, 1] ``images``; leaves the generator's EMA weights in ``g``. ``evaluate(g)`` as in
     ``fit()`` (e.g. FID as training progresses), on the EMA weights."""
     config.validate()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by accelerate / torchrun with several processes
+    if share()[1] > 1:  # launched by accelerate / torchrun with several processes
         raise LabError("`train gan` trains in one process: BatchNorm's batch statistics would differ per process "
                        "under data parallelism. Run it without `accelerate launch --num_processes N`.")
     device = resolve_device(config.device)

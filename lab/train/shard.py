@@ -9,13 +9,22 @@ from __future__ import annotations
 import torch
 
 
-def share() -> tuple[int, int]:
-    """(this process's index, the number of processes)."""
+def _state():
     from accelerate.state import PartialState
 
     # accelerate runs several CPU processes (gloo) only when asked for the CPU
-    state = PartialState(cpu=not torch.cuda.is_available())
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def share() -> tuple[int, int]:
+    """(this process's index, the number of processes)."""
+    state = _state()
     return state.process_index, state.num_processes
+
+
+def wait_for_everyone() -> None:
+    """Wait until every process reaches this point (nothing with one process)."""
+    _state().wait_for_everyone()
 
 
 def _draw(make, shape, generator: torch.Generator) -> torch.Tensor:

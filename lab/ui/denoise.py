@@ -10,7 +10,7 @@ from lab.experiments.denoise.config import DenoiseConfig, QualityConfig, SweepCo
 from lab.experiments.denoise.quality import run_quality
 from lab.experiments.denoise.sample import run_denoise, run_step_sweep
 from lab.metrics.intervals import FID_STABLE_N, FRACTION_STABLE_N, interval_text, wilson
-from lab.models.store import list_models
+from lab.models.store import list_models, model_kind
 from lab.runs import recorded
 from lab.ui.common import export_box, export_files, guarded, model_dropdown, model_in, reporter, start_job, wire_stop
 from lab.ui.display import STOPPED_TABLE, figure, figure_gallery, hint_table, results_table, table_of
@@ -37,13 +37,6 @@ def _checked_model(model) -> str:
     return model_in(model)
 
 
-def _is_gan(model: str) -> bool:
-    from lab.models.store import read_info, resolve_model_path
-
-    where = resolve_model_path(model)
-    return not isinstance(where, str) and read_info(where).get("kind") == "gan"
-
-
 def _stopped_files(folder) -> list[str] | None:
     return export_files(folder) if folder else None
 
@@ -53,7 +46,7 @@ def generate(model, sampler, steps, eta, langevin_steps, langevin_eps, langevin_
              num_images, snapshots, seed, progress=gr.Progress(), request: gr.Request = None):
     config = GRID.config(locals(), model=_checked_model(model))
     token = start_job(TAB, request)
-    if _is_gan(config.model):
+    if model_kind(config.model) == "gan":
         return _gan_grid(config, token, progress)
     with recorded("denoise", config.__dict__, command=config.to_command()) as run:
         result = run_denoise(config, progress=reporter(progress, token))

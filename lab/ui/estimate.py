@@ -51,10 +51,9 @@ def sampling_estimate(config, n: int, step_counts: list[int] | None = None) -> t
     """(seconds, how it was estimated) to sample ``n`` images with a denoising config — at each of ``step_counts``
     when given (a sweep) — from the measured time per network call. GANs: (0, "") (one call per image)."""
     from lab.experiments.denoise.sample import levels, load_for
-    from lab.models.store import read_info, resolve_model_path
+    from lab.models.store import model_kind
 
-    where = resolve_model_path(config.model)
-    if not isinstance(where, str) and read_info(where).get("kind") == "gan":
+    if model_kind(config.model) == "gan":
         return 0.0, ""
     model = load_for(config)
     per_call = _per_call(model)

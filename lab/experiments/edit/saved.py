@@ -30,20 +30,16 @@ EditorPair = tuple[LoadedModel, LoadedModel, dict]   # (fine-tuned model, its ba
 def save_tuned(result: "EditResult", folder, base: LoadedModel) -> Path:
     """Write the fine-tuned UNet (``save_pretrained``) + scheduler as a diffusers pipeline folder with a card. Under
     ``accelerate launch`` the main process writes it (the copies are equal) and the others wait for it."""
-    from lab.train.shard import is_main, share
+    from lab.train.shard import is_main, wait_for_everyone
 
     folder = Path(folder)
-    if share()[1] > 1:
-        from accelerate.state import PartialState
-
-        if is_main():
-            _write_tuned(result, folder, base)
-        PartialState().wait_for_everyone()
-        return folder
-    return _write_tuned(result, folder, base)
+    if is_main():
+        _write_tuned(result, folder, base)
+    wait_for_everyone()
+    return folder
 
 
-def _write_tuned(result: "EditResult", folder: Path, base: LoadedModel) -> Path:
+def _write_tuned(result: "EditResult", folder: Path, base: LoadedModel) -> None:
     from lab.train.shard import share
 
     if folder.exists() and (folder / "training.json").exists() and "diffusionclip" not in read_info(folder):
@@ -63,7 +59,6 @@ def _write_tuned(result: "EditResult", folder: Path, base: LoadedModel) -> Path:
         "device": str(base.device), "threads": torch.get_num_threads(), "processes": share()[1],
         "parameters": sum(p.numel() for p in result.tuned.unet.parameters()),
         "final_loss": result.history[-1]["total"] if result.history else float("nan")})
-    return folder
 
 
 def saved_edit_models() -> list[str]:

@@ -105,7 +105,7 @@ def translate_split(config, progress: ProgressFn | None = None) -> dict:
     from PIL import Image
 
     from lab.data import load_dataset
-    from lab.train.shard import is_main, share
+    from lab.train.shard import is_main, share, wait_for_everyone
 
     config.validate()
     translator = Translator(config.editor, config.device)
@@ -130,9 +130,7 @@ def translate_split(config, progress: ProgressFn | None = None) -> dict:
             tmp.replace(file)
         computed += len(edited)
     seconds = time.perf_counter() - started
-    from accelerate.state import PartialState
-
-    PartialState(cpu=not torch.cuda.is_available()).wait_for_everyone()
+    wait_for_everyone()
     summary = {**translator.info, "data": config.data, "split": config.split, "images": len(ds),
                "classes": dict(zip(names, ds.classes)), "per_class": {n: int((ds.labels == i).sum())
                                                                       for i, n in enumerate(names)},
