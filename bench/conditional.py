@@ -8,6 +8,13 @@ classifier is also measured at s = 0, the seed's setting. ``accuracy_floor`` is 
 real MNIST test set.
 
     python bench/conditional.py --quick --threads 2
+    python bench/conditional.py --faces --quick --threads 2    # the face grid only (preset "faces")
+
+``--faces`` measures the face grid of the Class-conditional tab (preset ``faces``: ``ddpm-utkface64`` guided by
+``noisy-classifier-utkface64``, one row per gender × age bucket) with the independent judge
+``judge-utkface64-gender-age``: the scale s is chosen on validation noise (seed + 1) and measured on the bench's
+seed; keys under ``faces`` (accuracy over the ten combined classes, the gender and age parts alone, each beside
+the judge's own accuracy on real test faces and the unguided s = 0 row). Its grids are saved in a run folder.
 
 The last line printed is one JSON object.
 """
@@ -45,7 +52,8 @@ def parse_args():
     p.add_argument("--per-class", type=int, default=None, help="samples per digit (default 100, quick 20)")
     p.add_argument("--sweep-per-class", type=int, default=None, help="per digit in the scale sweeps (10, quick 5)")
     p.add_argument("--sampler", default="ddim", choices=["ddim", "ddpm"])
-    p.add_argument("--steps", type=int, default=25, help="sampler steps (DDIM 25 by default)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="sampler steps (digits: DDIM 25; --faces: the preset's 50)")
     for m, default in SCALES.items():
         p.add_argument(f"--scales-{m}", default=default, help=f"{m}: scales to sweep")
     p.add_argument("--cfg-model", default="cfg-mnist", help="serves method 1 (w = 1) and method 5")
@@ -55,9 +63,12 @@ def parse_args():
     p.add_argument("--ddpm-model", default="ddpm-mnist", help="classifier guidance: the unconditional DDPM")
     p.add_argument("--noisy-classifier", default="noisy-classifier-mnist")
     p.add_argument("--judge", default="classifier-mnist")
+    p.add_argument("--faces-judge", default="judge-utkface64-gender-age", help="faces: the independent judge")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--faces", action="store_true", help="only the face grid (preset 'faces'), see above")
+    p.add_argument("--scales-faces", default="0,10,30,100", help="faces: scales s to choose from (validation noise)")
     return p.parse_args()
 
 
@@ -82,10 +93,66 @@ def measure(base: ConditionalConfig, method: str, model: str, scale: float, per_
     return result
 
 
+def parts(predicted: torch.Tensor, labels: torch.Tensor, ages: int) -> dict:
+    """Accuracy of the combined gender × age label, and of its gender and age parts alone."""
+    return {"accuracy": (predicted == labels).float().mean().item(),
+            "gender_accuracy": (predicted // ages == labels // ages).float().mean().item(),
+            "age_accuracy": (predicted % ages == labels % ages).float().mean().item()}
+
+
+def faces(args) -> dict:
+    """The face grid: s chosen on validation noise, then measured; the judge's own accuracy on real test faces."""
+    from lab.data.sources import UTK_TARGETS
+    from lab.experiments.conditional.measure import judge_outputs
+    from lab.experiments.conditional.presets import preset
+    from lab.models.store import load_classifier
+    from lab.runs import recorded
+    from lab.train.conditional import conditional_data
+
+    ages = len(UTK_TARGETS["age"])
+    per_class = args.per_class or (10 if args.quick else 30)
+    sweep_per_class = args.sweep_per_class or (4 if args.quick else 10)
+    values = {**preset("faces").values, "judge": args.faces_judge, "tsne": False, "device": args.device,
+              **({"steps": args.steps} if args.steps else {})}
+    base = ConditionalConfig(**{**values, "seed": args.seed})
+    real = conditional_data("utkface", "test", 64, 3, condition_on="gender-age")
+    logits, _ = judge_outputs(load_classifier(args.faces_judge), real.images.to_float())
+    out = {"judge": args.faces_judge, "judge_on_real": {k: round(v, 4) for k, v in
+                                                        parts(logits.argmax(1), real.labels, ages).items()},
+           "real_test_faces": len(real.labels), "steps": base.steps}
+    scales = [float(v) for v in args.scales_faces.split(",") if v.strip()]
+    sweep = {}
+    with recorded("bench-conditional-faces", vars(args), command="python " + " ".join(sys.argv)) as run:
+        for s in scales:          # validation noise: another seed than the measured grid's
+            r = run_grid(replace(base, scale=s, per_class=sweep_per_class, seed=args.seed + 1, fid=False))
+            sweep[s] = r.metrics.accuracy
+            log(f"faces validation s = {s:g}: accuracy {sweep[s]:.3f} (n = {len(r.samples)})")
+        best = max(scales, key=lambda s: (sweep[s], -s))
+        for s in dict.fromkeys([best, 0.0]):
+            r = run_grid(replace(base, scale=s, per_class=per_class))
+            measured = {k: round(v, 4) for k, v in parts(r.metrics.predicted, r.labels, ages).items()}
+            name = "guided" if s == best else "unguided_s0"
+            out[name] = {"scale": s, "n": len(r.samples), "fid": r.metrics.fid, "fid_floor": r.metrics.fid_floor,
+                         "sampling_seconds": round(r.seconds, 1), **measured}
+            r.grid.save(run.add(f"grid-s{s:g}.png"))
+            log(f"faces s = {s:g}: {measured} (n = {len(r.samples)}, {r.seconds:.0f} s)")
+        run.save_json("result.json", out)
+        out["run"] = str(run.dir)
+    out.update(validation_sweep={f"{s:g}": round(a, 4) for s, a in sweep.items()}, scale=best)
+    return out
+
+
 def main() -> None:
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.faces:
+        start = time.perf_counter()
+        out = {"faces": faces(args), "wall_seconds": round(time.perf_counter() - start, 1),
+               "machine": {"cpu": cpu_name(), "threads": torch.get_num_threads(), "device": args.device}}
+        print(json.dumps(out, default=str))
+        return
+    args.steps = args.steps or 25
     per_class = args.per_class or (20 if args.quick else 100)
     sweep_per_class = args.sweep_per_class or (5 if args.quick else 10)
     base = ConditionalConfig(sampler=args.sampler, steps=args.steps, classifier=args.noisy_classifier,

@@ -132,6 +132,8 @@ def main() -> None:
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (default 0,1,2; --quick: 0)")
     parser.add_argument("--placements", default=None, help="override the placements, e.g. none,stage2")
     parser.add_argument("--methods", default=None, help="override the methods, e.g. dann,cdan+e")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs of 150 steps per LeNet run (default 10; a longer budget, e.g. 30)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--resume", default=None, help="stopped bench run folders, comma-separated: the finished runs "
                                                        "of those made with the same settings are kept")
@@ -151,6 +153,8 @@ def main() -> None:
         config = replace(config, placements=[p.strip() for p in args.placements.split(",") if p.strip()])
     if args.methods:
         config = replace(config, methods=[m.strip() for m in args.methods.split(",") if m.strip()])
+    if args.epochs:
+        config = replace(config, epochs=args.epochs)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     out = {"quick": args.quick, "threads": args.threads, "cpu": cpu_name(),
            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

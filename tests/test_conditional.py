@@ -166,6 +166,26 @@ def test_warm_start_rejects_another_layout():
         warm_start(tiny(), base)
 
 
+def test_fp16_weights_halve_the_file_and_load_back_as_fp32(tmp_path):
+    from safetensors import safe_open
+
+    torch.manual_seed(0)
+    net = NoisyClassifier(TINY, **DIGITS.as_config())
+    save_model(tmp_path / "full", net, make_ddpm_scheduler(), {"kind": "noisy-classifier"})
+    save_model(tmp_path / "half", net, make_ddpm_scheduler(), {"kind": "noisy-classifier"}, fp16=True)
+    sizes = [(tmp_path / f / "diffusion_pytorch_model.safetensors").stat().st_size for f in ("full", "half")]
+    assert sizes[1] < 0.55 * sizes[0]
+    with safe_open(str(tmp_path / "half" / "diffusion_pytorch_model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    assert next(net.parameters()).dtype == torch.float32            # the trained model itself is untouched
+    back = load_noisy_classifier(tmp_path / "half")
+    assert next(back.net.parameters()).dtype == torch.float32
+    assert json.loads((tmp_path / "half" / "training.json").read_text())["stored_dtype"] == "float16"
+    x, t = torch.randn(3, 1, 8, 8), torch.tensor([0, 500, 999])
+    with torch.no_grad():
+        assert torch.allclose(back.net(x, t), net(x, t), atol=2e-2)
+
+
 def test_save_load_round_trip_and_bad_folders(tmp_path):
     model = tiny("condnorm", ATTRS, "batch")
     model.unet.down_blocks[0].resnets[0].norm1.bn.running_mean.fill_(0.25)

@@ -95,3 +95,35 @@ def test_paired_batch_shares_noise_across_rows():
     labels, noise = paired_batch(spec, [2, 0], 3, 4, 1, seed=5)
     assert labels.tolist() == [2, 2, 2, 0, 0, 0]
     assert torch.equal(noise[:3], noise[3:]) and not torch.equal(noise[0], noise[1])
+
+
+@shipped("ddpm-utkface64", "noisy-classifier-utkface64", "judge-utkface64-gender-age")
+def test_face_preset_steers_the_face_ddpm_one_row_per_gender_and_age():
+    """The face grid: the preset's pair fits, its guidance gradient raises log p(gender × age | x_t), and a
+    two-row grid comes out with the rows named and judged by the shipped face judge (found automatically)."""
+    from dataclasses import replace
+
+    from lab.data.sources import UTK_TARGETS
+    from lab.diffusion.guidance import log_prob_grad
+    from lab.experiments.conditional.presets import preset
+    from lab.models.conditional import load_noisy_classifier
+
+    clf = load_noisy_classifier("noisy-classifier-utkface64")
+    assert clf.spec.names == tuple(UTK_TARGETS["gender-age"])
+    g = torch.Generator().manual_seed(0)
+    xt = torch.randn(8, 3, 64, 64, generator=g)
+    t = torch.full((8,), 600)
+    wanted = torch.arange(8) % 10
+    grad, logp = log_prob_grad(clf.net, xt, t, wanted, clf.spec)
+    with torch.no_grad():
+        after = clf.spec.log_prob(clf.net(xt + 0.05 * grad / grad.flatten(1).norm(dim=1).view(-1, 1, 1, 1), t),
+                                  wanted)
+    assert (after > logp).float().mean() >= 0.9
+    config = ConditionalConfig(**{**preset("faces").values, "classes": "male 0-14, female 60+", "per_class": 1,
+                                  "steps": 4, "fid": False, "tsne": False})
+    result = run_grid(config)
+    assert result.rows == ["male 0-14", "female 60+"] and result.samples.shape == (2, 3, 64, 64)
+    assert result.metrics.judge.endswith("judge-utkface64-gender-age") and 0 <= result.metrics.accuracy <= 1
+    assert result.grid.height >= 2 * 64
+    off = run_grid(replace(config, scale=0.0), measure_it=False)
+    assert torch.allclose(off.samples[0], off.samples[1], atol=1e-5)   # s = 0: the label has no effect

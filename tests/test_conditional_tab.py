@@ -1,4 +1,5 @@
 """The Class-conditional tab and CLI end to end, on tiny untrained models (fast; the numbers mean nothing)."""
+import argparse
 import json
 import re
 
@@ -126,3 +127,48 @@ def test_intervals_of_small_samples():
     few = bootstrap(lambda x: float(x.mean()), values[:10], reps=200)
     assert few[1] - few[0] > spread[1] - spread[0]
     assert interval_text((0.41, 0.923), percent=True) == "41–92 %" and interval_text(None) == ""
+
+
+def test_presets_fill_the_tab_and_the_cli(checkpoints, launch_tab, capsys):
+    """The faces preset sets classifier guidance on the UTKFace pair; what is missing from the checkpoint folder
+    is said; on the CLI the preset's values apply and an option given on the line wins."""
+    from lab.commands.conditional import _method_defaults
+    from lab.experiments.conditional.presets import PRESETS
+    from lab.ui import conditional
+
+    with gr.Blocks() as demo:
+        conditional.build()
+    client = launch_tab(demo)
+    out = client.predict(api_name="/conditional_preset_faces")
+    faces = PRESETS["faces"].values
+    classifier_box, scale_box, *values = out[:-1]
+    assert classifier_box["value"] == faces["classifier"] and classifier_box["visible"] is True
+    assert scale_box["value"] == faces["scale"] and scale_box["label"].startswith("Classifier scale s")
+    assert faces["method"] in values and faces["model"] in values
+    assert "is not in the checkpoint folder" in out[-1]      # the tiny folder has no UTKFace models
+    assert "Preset" in client.predict(api_name="/conditional_preset_digits")[-1]
+    args = argparse.Namespace(preset="faces", scale=7.0)
+    base = _method_defaults(args)
+    assert base["model"] == "ddpm-utkface64" and base["classifier"] == "noisy-classifier-utkface64"
+    assert _method_defaults(argparse.Namespace(preset=None))["model"] == "cfg-mnist"
+
+
+def test_model_choice_brings_a_fitting_noisy_classifier(checkpoints, tmp_path):
+    """Classifier guidance: picking a DDPM of other data swaps in the noisy classifier of that data."""
+    from lab.ui import conditional
+
+    other = {**DATA, "name": "fashion"}
+    scheduler = make_ddpm_scheduler()
+    save_model(checkpoints / "noisy-fashion-tiny", NoisyClassifier(TINY28, **DIGITS.as_config()), scheduler,
+               {"kind": "noisy-classifier", "data": other})
+    save_diffusion(checkpoints / "ddpm-fashion-tiny", UNet2DModel(**TINY28), scheduler, "ddpm", {"data": other})
+    try:
+        swapped = conditional._on_model("classifier-guidance", "ddpm-fashion-tiny", "noisy-tiny")
+        assert swapped.value == "noisy-fashion-tiny"
+        assert conditional._on_model("classifier-guidance", "ddpm-tiny", "noisy-tiny") == gr.skip()  # it fits
+        assert conditional._on_model("cfg", "ddpm-fashion-tiny", "noisy-tiny") == gr.skip()  # no classifier used
+    finally:
+        import shutil
+
+        shutil.rmtree(checkpoints / "noisy-fashion-tiny")
+        shutil.rmtree(checkpoints / "ddpm-fashion-tiny")

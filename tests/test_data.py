@@ -58,6 +58,20 @@ def test_utkface_labels_parsed_from_file_names():
     assert race.classes[0] == "white" and torch.equal(race.labels, race.attributes[:, 2])
     with pytest.raises(LabError, match="no target"):
         load_dataset("utkface", "test", size=32, target="hair")
+    # the combined target of the face grid: one class per gender × age bucket, 5·gender + age bucket
+    both = load_dataset("utkface", "test", size=32, target="gender-age")
+    assert both.classes[0] == "male 0-14" and both.classes[-1] == "female 60+" and len(both.classes) == 10
+    assert torch.equal(both.labels, 5 * both.attributes[:, 0] + both.attributes[:, 1])
+    assert torch.equal(both.labels // 5, test.labels)
+
+
+def test_combined_labels_are_mixed_radix():
+    from lab.data.sources import UTK_TARGETS, utk_labels
+
+    attributes = torch.tensor([[0, 0, 3], [0, 4, 0], [1, 0, 1], [1, 3, 4]])   # (gender, age bucket, race)
+    assert utk_labels(attributes, "gender-age").tolist() == [0, 4, 5, 8]
+    assert [UTK_TARGETS["gender-age"][i] for i in (4, 8)] == ["male 60+", "female 45-59"]
+    assert utk_labels(attributes, "race").tolist() == [3, 0, 1, 4]
 
 
 @needs_mnist

@@ -151,8 +151,10 @@ def load_clip(name: str = DEFAULT_CLIP, pretrained: str | None = None, device=No
     return clip
 
 
-def save_clip_folder(folder: Path, model, preprocess: dict, vocabulary: list[str], arch: str = ARCH) -> None:
-    """Write open_clip's local-dir layout: open_clip_config.json + open_clip_model.safetensors (+ vocabulary)."""
+def save_clip_folder(folder: Path, model, preprocess: dict, vocabulary: list[str], arch: str = ARCH,
+                     fp16: bool = False) -> None:
+    """Write open_clip's local-dir layout: open_clip_config.json + open_clip_model.safetensors (+ vocabulary);
+    ``fp16``: the floating-point tensors stored in half precision (loaded back into the fp32 model)."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -160,6 +162,8 @@ def save_clip_folder(folder: Path, model, preprocess: dict, vocabulary: list[str
     (folder / "open_clip_config.json").write_text(json.dumps(
         {"model_cfg": model_cfg, "preprocess_cfg": preprocess, "architecture": arch}, indent=2))
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if fp16:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     save_file(state, folder / "open_clip_model.safetensors")
     (folder / "vocabulary.json").write_text(json.dumps({"words": vocabulary}, indent=1))
 

@@ -12,6 +12,7 @@ Sampling and measuring:
   python -m lab conditional --method cfg --scale 3                  # grid + accuracy, FID, t-SNE
   python -m lab conditional --method cfg --sweep 0,1,2,3,5          # guidance-scale sweep
   python -m lab conditional --compare --models cfg=my-cfg           # the five methods on the same noise
+  python -m lab conditional --preset faces                          # one row per gender × age (UTKFace 64 px)
 """
 from __future__ import annotations
 
@@ -20,19 +21,20 @@ import argparse
 from lab.commands.registry import command, threads_arg
 from lab.experiments.conditional.config import CompareConfig, ConditionalConfig, SweepConfig
 from lab.experiments.conditional.methods import METHODS
+from lab.experiments.conditional.presets import PRESETS, preset
 from lab.params import specs
 
 
 def _method_defaults(args) -> dict:
-    """The model and scale that suit the method when they were not given: its shipped model, its best scale."""
-    name = getattr(args, "method", ConditionalConfig.method)
-    method = METHODS.get(name)
+    """The preset's values (``--preset``), then the model and scale that suit the method when neither the preset
+    nor the command line gave them: its shipped model, its best scale. Options given on the line win."""
+    out = dict(preset(args.preset).values) if getattr(args, "preset", None) else {}
+    method = METHODS.get(getattr(args, "method", out.get("method", ConditionalConfig.method)))
     if method is None:
-        return {}
-    out = {}
-    if not hasattr(args, "model"):
+        return out
+    if not hasattr(args, "model") and "model" not in out:
         out["model"] = method.default_model
-    if not hasattr(args, "scale"):
+    if not hasattr(args, "scale") and "scale" not in out:
         out["scale"] = method.default_scale
     return out
 
@@ -41,6 +43,8 @@ def _conditional_args(p: argparse.ArgumentParser) -> None:
     SweepConfig.add_arguments(p, defaults={"model": "the method's shipped model",
                                            "scale": "the method's best shipped scale"})
     CompareConfig.add_arguments(p, skip=tuple(s.name for s in specs(SweepConfig)))
+    p.add_argument("--preset", default=None, choices=list(PRESETS),
+                   help="ready-made settings: " + "; ".join(f"{p.name}: {p.note}" for p in PRESETS.values()))
     p.add_argument("--compare", action="store_true", help="compare the methods (--methods, --models, --scales) on "
                                                           "the same noise")
     threads_arg(p)

@@ -88,7 +88,7 @@ def score_options(p: argparse.ArgumentParser) -> None:
 
 def conditioning_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--condition-on", default=None,
-                   help="utkface gender|age|race; celeba attributes (the seed's 10, ±1) or one attribute")
+                   help="utkface gender|age|race|gender-age (10 classes); celeba attributes (the seed's 10, ±1) or one attribute")
     p.add_argument("--p-uncond", type=float, default=None,
                    help="label dropout probability (cfg: 0.1; label-embed/condnorm: 0)")
     p.add_argument("--p-attribute", type=float, default=0.3,

@@ -55,7 +55,7 @@ for _info in (
     DatasetInfo("digits", 8, 1, f"{_SOURCES}:load_digits", "scikit-learn's 8×8 UCI digits"),
     DatasetInfo("fashion", 28, 1, f"{_SOURCES}:load_fashion", "Fashion-MNIST garments"),
     DatasetInfo("utkface", 64, 3, f"{_SOURCES}:load_utkface", "UTKFace aligned faces",
-                ("gender", "age", "race")),
+                ("gender", "age", "race", "gender-age")),
     DatasetInfo("celeba", 64, 3, f"{_SOURCES}:load_celeba", "CelebA faces (torchvision layout)"),
     DatasetInfo("folder", 64, 3, f"{_SOURCES}:load_folder", "a folder of images (one subfolder per class)"),
 ):

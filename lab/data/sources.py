@@ -6,6 +6,7 @@ what is missing the usual way. Nothing here writes into the data directory unles
 from __future__ import annotations
 
 import gzip
+import itertools
 import logging
 import re
 import zlib
@@ -155,6 +156,21 @@ UTK_TARGETS = {
     "age": [f"{lo}-{hi}" if hi < 200 else f"{lo}+" for lo, hi in AGE_BUCKETS],
     "race": ["white", "black", "asian", "indian", "other"],
 }
+UTK_ATTRIBUTES = tuple(UTK_TARGETS)   # the columns of ImageSet.attributes, in file-name order
+# a target made of several attributes: one class per combination (the first attribute varies slowest), so a
+# face grid can have one row per "gender × age bucket" (10 rows, the shape of the seed's CelebA figure)
+UTK_COMBINED = {"gender-age": ("gender", "age")}
+UTK_TARGETS.update({name: [" ".join(names) for names in itertools.product(*(UTK_TARGETS[p] for p in parts))]
+                    for name, parts in UTK_COMBINED.items()})
+
+
+def utk_labels(attributes: torch.Tensor, target: str) -> torch.Tensor:
+    """The class index of ``target`` from the [N, 3] (gender, age bucket, race) attributes; a combined target's
+    index is mixed-radix (gender-age: 5·gender + age bucket, the order of ``UTK_TARGETS[target]``)."""
+    labels = torch.zeros(len(attributes), dtype=torch.long)
+    for part in UTK_COMBINED.get(target, (target,)):
+        labels = labels * len(UTK_TARGETS[part]) + attributes[:, UTK_ATTRIBUTES.index(part)]
+    return labels
 
 
 def _utk_folder() -> Path:
@@ -263,9 +279,8 @@ def load_utkface(split: str, size: int = 64, target: str | None = None, **_) -> 
         raise _missing(f"UTKFace ({split})", folder, "No labelled <age>_<gender>_<race>_*.jpg files were found.")
     attrs = torch.tensor(meta, dtype=torch.long)
     images = cached_images(f"utkface-{split}-{size}-{len(files)}", lambda: _read_images(files, size, 3))
-    column = list(UTK_TARGETS).index(target)
-    return ImageSet("utkface", images, attrs[:, column].clone(), UTK_TARGETS[target],
-                    attributes=attrs, attribute_names=list(UTK_TARGETS))
+    return ImageSet("utkface", images, utk_labels(attrs, target), UTK_TARGETS[target],
+                    attributes=attrs, attribute_names=list(UTK_ATTRIBUTES))
 
 
 def cached_images(key: str, build) -> torch.Tensor:

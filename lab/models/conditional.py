@@ -75,10 +75,14 @@ def load_noisy_classifier(name_or_path, device=None) -> LoadedModel:
     return LoadedModel(net, scheduler, "noisy-classifier", source, info)
 
 
-def save_model(folder: Path, model: ModelMixin, scheduler: DDPMScheduler, info: dict) -> None:
-    """config.json + safetensors, scheduler/, training.json and a model card."""
+def save_model(folder: Path, model: ModelMixin, scheduler: DDPMScheduler, info: dict, fp16: bool = False) -> None:
+    """config.json + safetensors (``fp16``: the weights stored in half precision), scheduler/, training.json and
+    a model card."""
     folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
+    from lab.models.store import stored
+
+    stored(model, fp16).save_pretrained(folder)
+    info = {**info, "stored_dtype": "float16" if fp16 else "float32"}
     scheduler.save_pretrained(folder / "scheduler")
     write_card(folder, info)
 

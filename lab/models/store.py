@@ -6,6 +6,7 @@ outside the lab too. A classifier is a ``ModelMixin`` folder (``config.json`` + 
 """
 from __future__ import annotations
 
+import copy
 import json
 import platform
 import re
@@ -215,9 +216,16 @@ def _load_hub(repo_id: str):
     return unet, scheduler, kind
 
 
-def save_diffusion(folder: Path, unet: UNet2DModel, scheduler, kind: str, info: dict) -> None:
+def stored(net, fp16: bool = False):
+    """What to save: ``net`` itself, or (``fp16``) a half-precision copy, half the file; ``from_pretrained`` and
+    ``load_state_dict`` bring the weights back as fp32. The trained ``net`` is left as it is."""
+    return copy.deepcopy(net).half() if fp16 else net
+
+
+def save_diffusion(folder: Path, unet: UNet2DModel, scheduler, kind: str, info: dict, fp16: bool = False) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    unet.save_pretrained(folder / "unet")
+    stored(unet, fp16).save_pretrained(folder / "unet")
+    info = {**info, "stored_dtype": "float16" if fp16 else "float32"}
     scheduler.save_pretrained(folder / "scheduler")
     pipeline, scheduler_cls = PIPELINES[kind]
     (folder / "model_index.json").write_text(json.dumps({
@@ -315,7 +323,9 @@ def load_classifier(name_or_path: str | Path, device: torch.device | str | None 
     return net.to(device) if device is not None else net
 
 
-def save_classifier(folder: Path, net, info: dict) -> None:
+def save_classifier(folder: Path, net, info: dict, fp16: bool = False) -> None:
+    """config.json + safetensors (``fp16``: stored in half precision, loaded back as fp32) and training.json."""
     folder.mkdir(parents=True, exist_ok=True)
-    net.save_pretrained(folder)
-    write_info(folder, {**info, "kind": info.get("kind", "classifier")})
+    stored(net, fp16).save_pretrained(folder)
+    write_info(folder, {**info, "kind": info.get("kind", "classifier"), "stored_dtype": "float16" if fp16 else
+                        "float32"})

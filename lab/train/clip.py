@@ -198,7 +198,7 @@ def train_clip(out: Path, config: TrainConfig, limits: dict[str, int] | None = N
     loss = CaptionContrastiveLoss(tokenizer(texts), table, distractors, jitter, adversarial)
     result = fit(model, loss, images, groups, config, checkpoint_dir=out / "checkpoint", resume=resume,
                  progress=progress)
-    save_clip_folder(out, model, PREPROCESS, vocabulary())
+    save_clip_folder(out, model, PREPROCESS, vocabulary(), fp16=config.fp16_weights)
     shutil.rmtree(out / "checkpoint", ignore_errors=True)  # keep the shipped folder small
     clip = load_clip(str(out))
     zero_shot = evaluate_zero_shot(clip, heldout_sets(eval_limit))

@@ -205,7 +205,7 @@ def train_conditional(method: str, out: Path, data: str = "mnist", split: str = 
             "p_uncond": p_uncond if method != "auxclf" else None, "norm": norm if method == "condnorm" else None,
             "aux_weight": aux_weight if method == "auxclf" else None, "init_from": init_from, "warm_start": warm,
             **fit_info(result, config, command, model)}
-    save_model(out, model, scheduler, info)
+    save_model(out, model, scheduler, info, fp16=config.fp16_weights)
     log.info("saved %s", out)
     return out
 
@@ -259,7 +259,7 @@ def train_noisy_classifier(out: Path, data: str = "mnist", split: str = "train",
             "data": _summary(d, split, style), "labels": {"kind": d.spec.kind, "names": list(d.spec.names)},
             "init_from": init_from, "warm_start": warm, "metrics": metrics,
             **fit_info(result, config, command, net)}
-    save_model(out, net, scheduler, info)
+    save_model(out, net, scheduler, info, fp16=config.fp16_weights)
     return out
 
 
@@ -295,5 +295,5 @@ def train_judge(out: Path, data: str = "mnist", split: str = "train", size: int 
                                              f"({d.condition_on}).",
         "data": {**data_summary(d.images, split, style), "condition_on": d.condition_on, "classes": list(d.spec.names)},
         "labels": {"kind": d.spec.kind, "names": list(d.spec.names)}, "metrics": metrics,
-        **fit_info(result, config, command, net)})
+        **fit_info(result, config, command, net)}, fp16=config.fp16_weights)
     return out

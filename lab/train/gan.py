@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from lab.device import autocast_for, resolve_device
 from lab.errors import Cancelled, LabError
 from lab.models.gan import Discriminator, Generator
+from lab.models.store import stored
 from lab.progress import ProgressFn
 from lab.seeding import seed_everything
 from lab.train.config import TrainConfig
@@ -172,7 +173,7 @@ def train_gan(out: Path, data: str = "mnist", split: str = "train", size: int | 
     if result.evaluations:
         extra["fid_curve"] = result.evaluations
     out.mkdir(parents=True, exist_ok=True)
-    g.save_pretrained(out / "generator")
+    stored(g, config.fp16_weights).save_pretrained(out / "generator")
     params = {"generator": sum(p.numel() for p in g.parameters()), "discriminator": sum(p.numel() for p in d.parameters())}
     last = result.losses[-1] if result.losses else (0, float("nan"), float("nan"))
     write_info(out, {

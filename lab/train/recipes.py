@@ -99,7 +99,7 @@ def train_diffusion(kind: str, out: Path, data: str = "mnist", split: str = "tra
         return out
     save_diffusion(out, unet, scheduler, kind, {
         "description": description, "data": data_summary(ds, split, style),
-        **fit_info(result, config, command, unet), "init_from": init_from, **extra})
+        **fit_info(result, config, command, unet), "init_from": init_from, **extra}, fp16=config.fp16_weights)
     log.info("saved %s", out)
     return out
 
@@ -139,5 +139,5 @@ def train_classifier(out: Path, data: str = "mnist", split: str = "train", size:
     save_classifier(out, net, {
         "kind": "classifier", "description": f"The lab's ConvNet (conv 32-64-128 + 2 FC) classifying {ds.name}.",
         "data": data_summary(ds, split, style), "metrics": metrics,
-        **fit_info(result, config, command, net)})
+        **fit_info(result, config, command, net)}, fp16=config.fp16_weights)
     return out

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import gradio as gr
 
+from lab.config import get_settings
 from lab.errors import LabError
 from lab.experiments.conditional.compare import run_compare
 from lab.experiments.conditional.config import (
@@ -18,9 +19,10 @@ from lab.experiments.conditional.config import (
     parse_scales,
 )
 from lab.experiments.conditional.methods import METHODS, get
+from lab.experiments.conditional.presets import PRESETS, preset
 from lab.experiments.conditional.sample import run_grid
 from lab.experiments.conditional.sweep import run_sweep
-from lab.models.store import list_models
+from lab.models.store import list_models, read_info
 from lab.runs import recorded
 from lab.ui.common import export_box, export_files, guarded, model_in, reporter, start_job, wire_stop
 from lab.ui.display import STOPPED_TABLE, figure, figure_gallery, hint_table, results_table, table_of
@@ -174,6 +176,47 @@ def _on_method(method):
             gr.Slider(value=m.default_scale, label=m.scale_label, interactive=m.scale_name is not None))
 
 
+def _data_of(name) -> tuple:
+    """(dataset, size) a shipped model was trained on; () for anything else (typed folders are checked later)."""
+    if name not in list_models():
+        return ()
+    data = read_info(get_settings().checkpoint_dir / name).get("data", {})
+    return data.get("name"), data.get("size")
+
+
+def _on_model(method, model, classifier):
+    """Classifier guidance: a noisy classifier trained on the chosen DDPM's data and size, when the one in the
+    box is not (the pair must read the same images)."""
+    if not get(method).uses_classifier or not _data_of(model) or _data_of(classifier) == _data_of(model):
+        return gr.skip()
+    fitting = [c for c in list_models("noisy-classifier") if _data_of(c) == _data_of(model)]
+    return gr.Dropdown(value=fitting[0]) if fitting else gr.skip()
+
+
+def _on_preset(name: str, fields: tuple[str, ...]):
+    """The preset's values in the widgets of ``fields`` (the others unchanged), the classifier box shown when the
+    preset's method uses one, and a line saying what was set (and which of its models are missing)."""
+    p = preset(name)
+    method = get(p.values.get("method", DEFAULT_METHOD))
+    updates = []
+    for f in fields:
+        if f == "classifier":
+            updates.append(gr.Dropdown(visible=method.uses_classifier, **({"value": p.values[f]} if f in p.values
+                                                                          else {})))
+        elif f == "scale":
+            updates.append(gr.Slider(value=p.values.get(f, method.default_scale), label=method.scale_label,
+                                     interactive=method.scale_name is not None))
+        else:
+            updates.append(p.values[f] if f in p.values else gr.skip())
+    shipped = list_models()
+    missing = [v for k, v in p.values.items() if k in ("model", "classifier") and v not in shipped]
+    text = f"Preset **{p.label}**: {p.note}. Press Generate."
+    if missing:
+        text += (f" ⚠️ {', '.join(missing)} is not in the checkpoint folder: put it there (or train it with the "
+                 "command on its model card) before generating.")
+    return [*updates, text]
+
+
 def _dropdown(form: Form, name: str, choices, **kwargs) -> gr.Dropdown:
     """A drop-down of shipped models for setting ``name`` (any folder can be typed in), at its default."""
     s = form.spec(name)
@@ -191,6 +234,10 @@ def build() -> None:
     gr.Markdown(INTRO)
     noisy = list_models("noisy-classifier")
     default = get(DEFAULT_METHOD)
+    gr.Markdown("**Ready-made settings** — press one to fill the form below, then Generate:")
+    with gr.Row():
+        presets = {p.name: gr.Button(p.label, size="sm") for p in PRESETS.values()}
+    preset_text = gr.Markdown()
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             method = GRID.widget("method", kind="radio", choices=METHOD_CHOICES, info=None)
@@ -253,7 +300,13 @@ def build() -> None:
         sweep_gallery = figure_gallery("One grid per scale", columns=2)
         sweep_files = export_box()
 
-    method.change(_on_method, method, [model, classifier, scale])
+    method.input(_on_method, method, [model, classifier, scale])   # a user's choice (a preset sets its own model)
+    model.input(_on_model, [method, model, classifier], classifier)
+    fields = tuple(f for f in dict.fromkeys(["classifier", "scale"] + [k for p in PRESETS.values() for k in p.values])
+                   if f in GRID.components)   # settings without a widget here (batch size) keep their default
+    for name, button in presets.items():
+        button.click(lambda n=name: _on_preset(n, fields), None,
+                     [GRID.components[f] for f in fields] + [preset_text], api_name=f"conditional_preset_{name}")
     events = [
         go.click(generate, _inputs(GRID, generate), [grid, info, table, tsne, files], api_name="conditional_grid"),
         compare_btn.click(compare, _inputs(COMPARE, compare),
