@@ -176,20 +176,18 @@ def _on_method(method):
             gr.Slider(value=m.default_scale, label=m.scale_label, interactive=m.scale_name is not None))
 
 
-def _data_of(name) -> tuple:
-    """(dataset, size) a shipped model was trained on; () for anything else (typed folders are checked later)."""
-    if name not in list_models():
-        return ()
-    data = read_info(get_settings().checkpoint_dir / name).get("data", {})
-    return data.get("name"), data.get("size")
-
-
 def _on_model(method, model, classifier):
     """Classifier guidance: a noisy classifier trained on the chosen DDPM's data and size, when the one in the
-    box is not (the pair must read the same images)."""
-    if not get(method).uses_classifier or not _data_of(model) or _data_of(classifier) == _data_of(model):
+    box is not (the pair must read the same images). Only shipped models are looked at (each card read once);
+    typed folders are checked when the run starts."""
+    if not get(method).uses_classifier:
         return gr.skip()
-    fitting = [c for c in list_models("noisy-classifier") if _data_of(c) == _data_of(model)]
+    root = get_settings().checkpoint_dir
+    data = {n: (d.get("name"), d.get("size")) for n in list_models()
+            for d in [read_info(root / n).get("data", {})]}
+    if model not in data or data.get(classifier) == data[model]:
+        return gr.skip()
+    fitting = [c for c in list_models("noisy-classifier") if data.get(c) == data[model]]
     return gr.Dropdown(value=fitting[0]) if fitting else gr.skip()
 
 
