@@ -5,12 +5,18 @@ Digits: MNIST "a digit" → "a sketch of a digit" with checkpoints/ddpm-mnist; f
 Each with the recipe of lab/experiments/edit/recipes.py (override with --set / --faces-set KEY=VALUE).
 
 Judged by independent ConvNets (lab/metrics/judges.py; neither sees CLIP): a style judge trained with off-target
-negatives — its false-"sketch" rate after a tint, hue shift, lower contrast, brightening, washing out, blur is
+negatives — its false-"sketch" rate after a tint, hue shift, lower contrast, brightening, washing out, blur
+(and, for faces, outlines over a tinted photo) is
 reported and must stay ≤ 5 % — and a style-robust label judge (digit / gender). Keys:
   * target_style_fraction, label_kept_fraction (+ original_sketch_fraction, label judge on originals and on the
     procedural sketches of the same images); faces also same_person (face-api);
+  * landed_fraction (and clip_pixel_landed, oracle_landed): the share of edits that are both judged the target
+    style and keep their label — an editor that collapses every image into one target-looking blob scores high on
+    the style fraction alone, never on this;
   * clip_pixel_style_fraction / clip_pixel_label_kept: the pixels of plain test images optimised against the
     directional CLIP loss (L1 leash, the editor's CLIP views), no diffusion model — is the CLIP signal perceptual?
+    clip_path_cos: the directional cosine along the straight path to the procedural sketch (α = 0.01 … 1): near
+    zero for a faint move and growing with α if the CLIP answers to the style, not to invisible changes;
   * oracle_style_fraction / oracle_label_kept: the same UNet copy fine-tuned with L2 to the procedural sketch of
     each training image instead of CLIP — can the backbone + DDIM path reach the target at all?
   * inversion_mse, speedup_batched (batched vs one image at a time, fp32; process CPU time).
@@ -19,6 +25,7 @@ oracle) are written beside the JSON in a run folder under LAB_RUNS_DIR.
 
     python bench/edit.py --quick     # 64 edited test images per domain; about 15 min on 1 thread
     python bench/edit.py             # 500 digits, 200 faces
+    python bench/edit.py --quick --validation --no-diagnose --set lambda_struct=0.3   # try a recipe on validation
 
 The last line printed is one JSON object.
 """
@@ -66,7 +73,7 @@ def run_domain(domain: str, args, run) -> dict:
     from lab.diffusion.editing import edit_batched
     from lab.diffusion.samplers import ddim_generate, ddim_invert
     from lab.experiments.edit.config import EditConfig
-    from lab.experiments.edit.diagnose import clip_pixel_edit, oracle_finetune
+    from lab.experiments.edit.diagnose import clip_pixel_edit, oracle_finetune, path_cosines
     from lab.experiments.edit.measure import measure
     from lab.experiments.edit.prompts import backbone_defaults
     from lab.experiments.edit.recipes import recipe_for
@@ -94,9 +101,17 @@ def run_domain(domain: str, args, run) -> dict:
     result = run_edit(config)
     model = load_diffusion(config.model, config.device)
     n_edit = args.n_edit or (64 if quick else (500 if domain == "digits" else 200))
-    test = load_dataset(config.data, "test", size=model.size, channels=model.channels, limit=n_edit,
-                        seed=args.seed + 1, target=spec["label_target"])
-    x, labels = test.to_float(), test.labels
+    if args.validation:  # training images the fine-tuning did not see: for choosing recipes, never the test set
+        test = load_dataset(config.data, "train", size=model.size, channels=model.channels, limit=n_edit,
+                            seed=args.seed + 7, target=spec["label_target"])
+        tuned_on = load_dataset(config.data, config.split, size=model.size, channels=model.channels,
+                                limit=config.n_train, seed=config.seed).images.flatten(1)
+        unseen = torch.tensor([not bool((tuned_on == img).all(1).any()) for img in test.images.flatten(1)])
+        x, labels = test.to_float()[unseen], test.labels[unseen]
+    else:
+        test = load_dataset(config.data, "test", size=model.size, channels=model.channels, limit=n_edit,
+                            seed=args.seed + 1, target=spec["label_target"])
+        x, labels = test.to_float(), test.labels
     t0, n_inv, n_test, batch = config.t0, config.n_inv_step, config.n_test_step, config.edit_batch_size
 
     clock = time.process_time  # CPU time of this process: fair on a machine whose cores other jobs share
@@ -129,9 +144,12 @@ def run_domain(domain: str, args, run) -> dict:
     out = {
         "model": config.model, "data": config.data, "label": spec["label"], "source": config.source,
         "target": config.target, "recipe": {k: getattr(config, k) for k in recipe}, "n_edited": len(x),
+        "edited_images": ("validation: training images the fine-tuning did not use" if args.validation
+                          else "test"),
         "n_train": config.n_train, "command": config.to_command(),
         "target_style_fraction": round(judges.style_fraction(edited), 4),
         "label_kept_fraction": round(judges.label_kept(edited, labels), 4),
+        "landed_fraction": round(judges.landed(edited, labels), 4),
         "original_sketch_fraction": round(judges.style_fraction(x), 4),
         "procedural_sketch_fraction": round(judges.style_fraction(sketches), 4),
         "label_judge_on_procedural_sketches": round(judges.label_kept(sketches, labels), 4),
@@ -152,8 +170,12 @@ def run_domain(domain: str, args, run) -> dict:
                                           steps=150 if quick else 300, seed=args.seed)
         out.update({"clip_pixel_style_fraction": round(judges.style_fraction(pixels), 4),
                     "clip_pixel_label_kept": round(judges.label_kept(pixels, labels[:n_diag]), 4),
+                    "clip_pixel_landed": round(judges.landed(pixels, labels[:n_diag]), 4),
                     "clip_pixel_cos": round(history[-1]["cos"], 4),
                     "clip_pixel_cos_procedural": round(float(_cos(clip, config, x[:n_diag], sketches[:n_diag])), 4),
+                    "clip_path_cos": {str(a): round(c, 4) for a, c in path_cosines(
+                        clip, x[:n_diag], sketches[:n_diag], DiffusionClipLoss(clip, config.source, config.target)
+                        .to(model.device).text_direction).items()},
                     "clip_pixel_settings": {"steps": history[-1]["step"], "lambda_l1": args.pixel_l1,
                                             "views": config.clip_views or 4, "lr": 0.01, "n": n_diag}})
         log(f"{domain}: oracle diagnostic")
@@ -164,7 +186,8 @@ def run_domain(domain: str, args, run) -> dict:
         tuned_o, _ = oracle_finetune(model, train, "sketch", settings, n_inv)
         oracle, _ = edit_batched(model.unet, tuned_o, model.scheduler, x, t0, n_inv, n_test, batch, latents=latents)
         out.update({"oracle_style_fraction": round(judges.style_fraction(oracle), 4),
-                    "oracle_label_kept": round(judges.label_kept(oracle, labels), 4)})
+                    "oracle_label_kept": round(judges.label_kept(oracle, labels), 4),
+                    "oracle_landed": round(judges.landed(oracle, labels), 4)})
         rows += [("CLIP on pixels", torch.cat([pixels, x[n_diag:]])), ("oracle fine-tune", oracle)]
     k = min(16, len(x))
     scale = max(1, 56 // model.size)
@@ -215,6 +238,9 @@ def main() -> None:
     p.add_argument("--n-edit", type=int, default=None, help="edited test images (default 500 / 200, quick 64)")
     p.add_argument("--pixel-l1", type=float, default=0.1, help="λ_L1 of the pixel diagnostic")
     p.add_argument("--no-diagnose", action="store_true", help="skip the pixel and oracle diagnostics")
+    p.add_argument("--validation", action="store_true",
+                   help="edit and judge training images the fine-tuning did not use (to choose a recipe) instead "
+                        "of test images")
     p.add_argument("--no-faces", action="store_true", help="digits only")
     p.add_argument("--faces-only", action="store_true", help="faces only")
     p.add_argument("--seed", type=int, default=0)

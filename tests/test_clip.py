@@ -145,3 +145,21 @@ def test_shipped_clip_ignores_stripe_textures():
         bare, textured, other = (clip.encode_images(v) for v in (plain, striped, plain.roll(1, 0)))
     assert F.cosine_similarity(bare, textured).mean() > 0.9
     assert F.cosine_similarity(bare, other).mean() < 0.8
+
+
+@needs_mnist
+def test_train_clip_warm_starts_from_a_saved_clip(tiny_clip, tmp_path):
+    """--clip-init-from: a run of one step at a negligible learning rate ends where the saved CLIP it started
+    from is (not at a fresh random initialisation), and its record names where it started."""
+    import json
+
+    from lab.train.clip import train_clip
+    from lab.train.config import TrainConfig
+
+    out = tmp_path / "warm"
+    config = TrainConfig(steps=1, batch_size=8, lr=1e-12, warmup=0, ema_decay=None, seed=3, device="cpu")
+    train_clip(out, config, limits={"mnist": 10}, eval_limit=2, init_from=str(tiny_clip))
+    start = load_clip(str(tiny_clip)).model.state_dict()
+    warm = load_clip(str(out)).model.state_dict()
+    assert max(float((start[k].float() - warm[k].float()).abs().max()) for k in start) < 1e-5
+    assert json.loads((out / "training.json").read_text())["init_from"] == str(tiny_clip)

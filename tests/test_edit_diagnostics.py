@@ -2,11 +2,12 @@
 oracle fine-tune, the adversarial CLIP training step, and the judges' off-target changes."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from conftest import needs_mnist
 from test_clip import tiny_clip  # noqa: F401 — shared fixture
-from lab.experiments.edit.diagnose import OracleLoss, clip_pixel_edit
+from lab.experiments.edit.diagnose import OracleLoss, clip_pixel_edit, path_cosines
 
 
 class LinearClip(torch.nn.Module):
@@ -50,6 +51,27 @@ def test_pixel_diagnostic_views_keep_the_direction():
     # the corners (outside the direction even after the views' shifts) stay
     centre, corner = (edited - x0)[:, :, 6:10, 6:10].mean(), (edited - x0)[:, :, :2, :2].abs().mean()
     assert centre > 0.05 and centre > 3 * corner and history[-1]["cos"] > 0.5, (centre, corner, history[-1])
+
+
+def test_path_cosines_of_a_linear_clip_are_the_cosine_of_the_move_at_every_alpha():
+    """With E_I linear, ΔI = α J (target − x): its direction, so the cosine, is the same for every α > 0, and equals
+    cos(target − x, d) computed by hand; a CLIP that is not linear changes with α."""
+    g = torch.Generator().manual_seed(1)
+    d = torch.randn(1, 6, 6, generator=g)
+    x = torch.rand(3, 1, 6, 6, generator=g) * 2 - 1
+    target = torch.rand(3, 1, 6, 6, generator=g) * 2 - 1
+    clip = LinearClip(d)
+    cos = path_cosines(clip, x, target, d.flatten(), alphas=(0.01, 0.5, 1.0))
+    by_hand = torch.nn.functional.cosine_similarity((target - x).flatten(1), d.flatten().expand(3, -1), dim=1).mean()
+    for value in cos.values():
+        assert value == pytest.approx(float(by_hand), abs=1e-5)
+
+    class Squashed(LinearClip):
+        def encode_images(self, x):
+            return torch.tanh(3 * x.flatten(1))
+
+    bent = path_cosines(Squashed(d), x, target, d.flatten(), alphas=(0.01, 1.0))
+    assert abs(bent[0.01] - bent[1.0]) > 1e-3
 
 
 def test_oracle_loss_is_zero_at_the_target_and_positive_elsewhere():
@@ -121,6 +143,66 @@ def test_adversarial_training_raises_the_loss_on_its_own_perturbations_less():
     assert gaps["adversarial"] < gaps["plain"], gaps
 
 
+def test_l2_pgd_stays_in_its_ball_and_raises_the_loss():
+    """The L2 attack: every image's perturbation has norm ≤ ε (reached: PGD ends on the sphere for a smooth
+    loss), and the contrastive loss on the perturbed batch is above the clean one; the L∞ attack stays in its box."""
+    from lab.train.clip import Adversarial, CaptionContrastiveLoss
+
+    model, tokens, table, x, y = _tiny_clip_batch()
+    model.eval()
+    loss_fn = CaptionContrastiveLoss(tokens, table)
+    images = x.float().div(127.5).sub(1) * 0.5          # away from the clamp at ±1
+    text = tokens[torch.tensor([t[0] for t in table])[y]]
+    img_f, txt_f, scale = model(images, text)[:3]
+    clean = loss_fn.loss(img_f, txt_f, scale).item()
+    for norm, eps in (("l2", 2.0), ("linf", 0.05)):
+        attack = Adversarial(eps=eps, steps=4, norm=norm)
+        adv = attack.perturb(model, images, txt_f.detach(), scale.detach(), loss_fn.loss,
+                             torch.Generator().manual_seed(0))
+        delta = (adv - images).flatten(1)
+        size = delta.norm(dim=1) if norm == "l2" else delta.abs().amax(dim=1)
+        assert float(size.max()) <= eps * (1 + 1e-4), (norm, size.max())
+        assert float(size.min()) > 0.9 * eps, (norm, size.min())
+        attacked = loss_fn.loss(torch.nn.functional.normalize(model.encode_image(adv), dim=-1), txt_f, scale).item()
+        assert attacked > clean, (norm, attacked, clean)
+    with pytest.raises(ValueError):
+        Adversarial(norm="l1")
+
+
+class _ByPixel(torch.nn.Module):
+    """A 'judge' that reads its answer off pixel (0, 0) of channel 0: > 0 → class ``hi``, else class ``lo``."""
+
+    def __init__(self, classes: int, hi: int, lo: int):
+        super().__init__()
+        self.classes, self.hi, self.lo = classes, hi, lo
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        out = torch.zeros(len(x), self.classes) + self.anchor
+        pick = torch.where(x[:, 0, 0, 0] > 0, self.hi, self.lo)
+        out[torch.arange(len(x)), pick] = 5.0
+        return out
+
+
+def test_landed_counts_only_edits_both_in_style_and_keeping_their_label():
+    """style judge: pixel (0, 0) > 0 → sketch; label judge: pixel (0, 1) > 0 → class 1. Of four images with true
+    labels [1, 0, 0, 0]: image 0 is sketch + label kept, 1 is sketch but read as 1, 2 kept but plain, 3 sketch + kept."""
+    from lab.data.registry import STYLES
+    from lab.metrics.judges import Judges
+
+    style = _ByPixel(len(STYLES), STYLES.index("sketch"), STYLES.index("plain"))
+    label = _ByPixel(2, 1, 0)
+    label.forward = lambda x, f=label.forward: f(x[:, :, :, 1:])  # reads pixel (0, 1)
+    x = -torch.ones(4, 1, 4, 4)
+    x[[0, 1, 3], 0, 0, 0] = 1.0          # sketch for 0, 1, 3
+    x[[0, 1], 0, 0, 1] = 1.0             # label 1 for 0 and 1
+    labels = torch.tensor([1, 0, 0, 0])  # image 1's true label is 0: relabelled
+    judges = Judges(style, label, 1.0, 1.0, 1.0, 1.0, {"tint": 0.0}, "sketch")
+    assert judges.style_fraction(x) == 0.75
+    assert judges.label_kept(x, labels) == 0.75
+    assert judges.landed(x, labels) == 0.5
+
+
 def test_off_target_changes_and_the_judge_corpus():
     from lab.data.registry import STYLES
     from lab.metrics.judges import OFF_TARGET, off_target, render_styles
@@ -136,6 +218,13 @@ def test_off_target_changes_and_the_judge_corpus():
     assert set(negatives.tolist()) == {STYLES.index("plain"), STYLES.index("blur")}
     washed = off_target(faces, "washed out").float()
     assert washed.mean() > faces.float().mean() and washed.std() < faces.float().std()
+    # lines over colour: darker than the washed-out photo where the sketch has outlines, and still coloured
+    # (a pencil sketch is grey); grey digits do not get it (on them it would be a sketch)
+    lined = off_target(faces, "lines over colour").float()
+    assert lined.std(1).mean() > 1.0
+    digits = faces[:, :1]
+    xd, _ = render_styles(digits)
+    assert len(xd) == 4 * (len(STYLES) + len(OFF_TARGET) - 1)
 
 
 @needs_mnist

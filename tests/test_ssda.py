@@ -265,6 +265,75 @@ def test_editor_selection_keeps_the_best_validation_seed_and_says_so(editor_dir,
     assert not (tmp_path / ".editor-candidates").exists()
 
 
+def test_fp16_selection_halves_the_kept_unet_and_it_loads_back_close(editor_dir, tmp_path, monkeypatch):
+    """``--fp16-weights``: the kept UNet's file is about half, its record says float16, it loads back as fp32 with
+    weights within fp16 rounding of the trained ones, and the card's command carries the flag."""
+    import shutil
+
+    from lab.experiments.ssda import editor as ssda_editor
+    from lab.experiments.ssda.result import SSDAResult
+    from lab.models.store import load_diffusion, read_info
+
+    def fake_finetune(task, folder, seed=0, **kw):
+        shutil.copytree(editor_dir / "tiny-editor", folder)
+        return folder
+
+    def fake_run(config, **kw):
+        row = [{"epoch": 1, "loss": 1.0, "source_acc": 0.9, "target_acc": 0.5}]
+        return SSDAResult(config, histories={"original/0": row, "adapted/0": row})
+
+    monkeypatch.setattr(ssda_editor, "finetune_editor", fake_finetune)
+    monkeypatch.setattr(ssda_editor, "run_ssda", fake_run)
+    ssda_editor.select_editor("mnist-sketch", tmp_path / "half", [0], fp16_weights=True)
+    weights = lambda f: next((f / "unet").glob("*.safetensors"))  # noqa: E731
+    full, half = weights(editor_dir / "tiny-editor").stat().st_size, weights(tmp_path / "half").stat().st_size
+    assert half < 0.6 * full, (half, full)
+    assert read_info(tmp_path / "half")["stored_dtype"] == "float16"
+    a = load_diffusion(str(editor_dir / "tiny-editor"), "cpu").unet.state_dict()
+    b = load_diffusion(str(tmp_path / "half"), "cpu").unet.state_dict()
+    assert all(b[k].dtype == torch.float32 for k in b)
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 2e-3
+    assert "--fp16-weights" in (tmp_path / "half" / "README.md").read_text()
+
+
+def test_each_task_translator_uses_its_backbones_recipe():
+    """The faces translator is fine-tuned with the faces recipe (face-api identity, L1 leash), the digits' with
+    the digits recipe; both with the same generation settings."""
+    from lab.experiments.edit.recipes import DIGITS, FACES
+    from lab.experiments.ssda.editor import EDITOR_RECIPE, GENERATION, editor_recipe
+
+    faces, digits = editor_recipe("faces-sketch"), editor_recipe("mnist-sketch")
+    assert {k: faces[k] for k in FACES} == FACES and {k: digits[k] for k in DIGITS} == DIGITS
+    assert all(faces[k] == digits[k] == v for k, v in GENERATION.items())
+    assert EDITOR_RECIPE == digits and faces["identity"] == "face-api" and faces != digits
+
+
+@needs_checkpoints("diffusionclip-utkface-sketch", "ddpm-utkface64")
+def test_shipped_face_translator_is_the_faces_task_editor_and_changes_faces():
+    """The shipped face translator opens (fp16 on disk, fp32 in memory), is what the faces task expects, was
+    fine-tuned toward the task's prompts with the faces recipe, and an edit of a face is a visible change that keeps
+    the image's size and range."""
+    from lab.experiments.ssda.config import TASKS
+    from lab.models.store import load_diffusion, read_info
+
+    spec = TASKS["faces-sketch"]
+    assert spec.editor == "diffusionclip-utkface-sketch"
+    info = read_info(ROOT / "checkpoints" / spec.editor)
+    assert info["stored_dtype"] == "float16" and info["diffusionclip"]["target"] == spec.target_prompt
+    assert info["diffusionclip"]["identity"] == "face-api" and "ssda-editor --task faces-sketch" in info["command"]
+    tuned, base = load_diffusion(spec.editor, "cpu"), load_diffusion(spec.base_model, "cpu")
+    assert next(tuned.unet.parameters()).dtype == torch.float32 and tuned.size == 64
+    from lab.diffusion.editing import edit_batched
+
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 64, 64) * 1.6 - 0.8
+    t0 = info["diffusionclip"]["t0"]
+    edited, _ = edit_batched(base.unet, tuned.unet, base.scheduler, x, t0, 4, 4, 1)
+    recon, _ = edit_batched(base.unet, base.unet, base.scheduler, x, t0, 4, 4, 1)
+    assert edited.shape == x.shape and edited.min() >= -1 and edited.max() <= 1
+    assert float((edited - recon).abs().mean()) > 0.02
+
+
 def _result(histories: dict, n: int = 1000, epochs: int = 1, batch: int = 64):
     from lab.experiments.ssda.result import SSDAResult
 

@@ -51,7 +51,8 @@ def _ssda_editor(args, progress) -> dict:
     from lab.experiments.ssda.editor import select_editor
 
     config = EditorSelectionConfig.from_args(args).validate()
-    return select_editor(config.task, config.out, config.seeds, config.device, progress)
+    return select_editor(config.task, config.out, config.seeds, config.device, progress,
+                         fp16_weights=config.fp16_weights)
 
 
 def _translate_args(p) -> None:

@@ -110,6 +110,10 @@ def clip_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clip-adversarial-eps", type=float, default=0.0,
                    help="adversarial training: L∞ radius of the PGD perturbations ([-1, 1] units; 0: off)")
     p.add_argument("--clip-adversarial-steps", type=int, default=3, help="PGD steps per batch")
+    p.add_argument("--clip-adversarial-norm", default="linf", choices=["linf", "l2"],
+                   help="the PGD ball: L∞ (signed steps) or L2 per image (normalised steps)")
+    p.add_argument("--clip-init-from", default=None,
+                   help="start from the weights of this saved lab CLIP (e.g. clip-lab: adversarial fine-tuning)")
 
 
 # --- the kinds -------------------------------------------------------------------------------------------------
@@ -218,11 +222,12 @@ def _limits(text: str) -> dict[str, int]:
 def _clip(args, config, progress) -> Path:
     from lab.train.clip import Adversarial, train_clip
 
-    adversarial = (Adversarial(args.clip_adversarial_eps, args.clip_adversarial_steps)
-                   if args.clip_adversarial_eps > 0 else None)
+    adversarial = (Adversarial(args.clip_adversarial_eps, args.clip_adversarial_steps,
+                               norm=args.clip_adversarial_norm) if args.clip_adversarial_eps > 0 else None)
     return train_clip(Path(args.out), config, limits=_limits(args.clip_limits), eval_limit=args.clip_eval_limit,
                       resume=not args.no_resume, command=command_line(), progress=progress,
-                      distractors=args.clip_distractors, jitter=args.clip_jitter, adversarial=adversarial)
+                      distractors=args.clip_distractors, jitter=args.clip_jitter, adversarial=adversarial,
+                      init_from=args.clip_init_from)
 
 
 # --- the command -----------------------------------------------------------------------------------------------

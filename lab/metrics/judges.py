@@ -2,8 +2,9 @@
 classifier (digit, garment, gender), both the lab's ConvNet and neither related to CLIP.
 
 A judge is part of the measurement, so the style judge is trained with **off-target negatives**: plain images
-after changes that are not a style — a colour tint, a hue shift, lower contrast, brightening, and mixes of
-them — keep the label "plain" (blur is a style of its own). ``false_style_rates`` reports, per change, how often
+after changes that are not a style — a colour tint, a hue shift, lower contrast, brightening, mixes of them, and
+(colour images) dark outlines drawn over a washed-out, hue-shifted photo — keep the label "plain" (blur is a style
+of its own). ``false_style_rates`` reports, per change, how often
 the judge still calls such an image the target style; the bench requires ≤ 5 % for "sketch".
 """
 from __future__ import annotations
@@ -52,6 +53,16 @@ def _blur(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return TF.gaussian_blur(x, [k, k], [sigma, sigma])
 
 
+def _lines_over_colour(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """A brightened, hue-shifted, tinted photo with dark outlines drawn over it — what a failed photo →
+    pencil-sketch edit looks like (the photo's colour and shading remain under the lines). A pencil sketch is grey lines on white
+    paper, so this is *not* one. Colour images only (on grey digits it would be a sketch)."""
+    from lab.data.styles import sketch
+
+    lines = sketch(x.mul(255).round().to(torch.uint8)).float() / 255.0
+    return _tint(_hue(_brighten(x, g), g), g) * (0.4 + 0.6 * lines)
+
+
 # the words of the shipped CLIP's style templates (lab/clip/vocab.py) → the style a judge checks for
 STYLE_WORDS = {"sketch": "sketch", "pencil": "sketch", "drawing": "sketch", "negative": "negative",
                "inverted": "negative", "bold": "bold", "thick": "bold", "thin": "thin", "faint": "thin",
@@ -69,7 +80,8 @@ def style_of_prompt(text: str) -> str | None:
 
 
 OFF_TARGET = {"tint": _tint, "hue shift": _hue, "lower contrast": _low_contrast, "brightened": _brighten,
-              "washed out": _washed_out, "slight blur": _blur}
+              "washed out": _washed_out, "slight blur": _blur, "lines over colour": _lines_over_colour}
+COLOUR_ONLY = ("hue shift", "lines over colour")   # no change, or not off target, for grey images
 
 
 def off_target(images: torch.Tensor, change: str, seed: int = 0) -> torch.Tensor:
@@ -92,6 +104,8 @@ def render_styles(images: torch.Tensor, seed: int = 0, negatives: bool = True):
         labels.append(torch.full((len(x),), i))
     if negatives:
         for j, change in enumerate(OFF_TARGET):
+            if change == "lines over colour" and images.shape[1] != 3:
+                continue
             xs.append(off_target(images, change, seed + 100 + j))
             labels.append(torch.full((len(images),), STYLES.index("blur" if change == "slight blur" else "plain")))
     return torch.cat(xs), torch.cat(labels)
@@ -118,6 +132,16 @@ class Judges:
         from lab.metrics.classify import accuracy
 
         return accuracy(self.label, images, labels)
+
+    def landed(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        """Share of [-1, 1] images that are *both* called the target style and still read as their label — an
+        edit that collapses every image into one target-looking blob scores high on ``style_fraction`` alone,
+        never here."""
+        from lab.metrics.classify import logits_to_labels, outputs
+
+        styled = outputs(self.style, images).argmax(1) == STYLES.index(self.target)
+        kept = logits_to_labels(outputs(self.label, images)) == labels.cpu()
+        return float((styled.cpu() & kept).float().mean())
 
     def summary(self) -> dict:
         return {"style_judge_test_accuracy": round(self.style_accuracy, 4),
@@ -167,7 +191,7 @@ def train_judges(data: str, target: str = "sketch", limit: int | None = 2000, st
     plain, in_target = st == STYLES.index("plain"), st == STYLES.index(target)
     false = {}
     for j, change in enumerate(OFF_TARGET):
-        if change == "hue shift" and test.images.shape[1] != 3:
+        if change in COLOUR_ONLY and test.images.shape[1] != 3:
             continue
         changed = off_target(test.images, change, seed + 200 + j)
         false[change] = float((outputs(nets["style"], changed).argmax(1) == STYLES.index(target)).float().mean())

@@ -11,7 +11,7 @@ from lab.errors import LabError
 from lab.experiments.edit.config import NAME
 from lab.experiments.edit.saved import saved_edit_models as editor_models
 from lab.experiments.ssda.config import CONDITIONS, TASKS, SSDAConfig
-from lab.experiments.ssda.editor import EDITOR_RECIPE, finetune_editor
+from lab.experiments.ssda.editor import EDITOR_RECIPE, editor_recipe, finetune_editor
 from lab.experiments.ssda.result import SSDAResult, load_result
 from lab.experiments.ssda.run import run_ssda
 from lab.models.store import read_info, resolve_model_path
@@ -83,11 +83,12 @@ def editor_info(editor) -> str:
 def _task_changed(task):
     spec = TASKS.get(task)
     if spec is None:
-        return gr.update(), gr.update(), gr.update(), gr.update()
+        return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
     editors = editor_models()
     value = spec.editor if spec.editor in editors else (editors[0] if editors else None)
+    iterations = editor_recipe(task if task != "folder" else "mnist-sketch")["iterations"]
     return (gr.Dropdown(choices=editors, value=value), gr.Number(value=spec.n_labelled),
-            gr.Textbox(visible=task == "folder"), gr.Textbox(value=spec.editor))
+            gr.Textbox(visible=task == "folder"), gr.Textbox(value=spec.editor), gr.Number(value=iterations))
 
 
 def _info(result: SSDAResult, run_dir: Path) -> str:
@@ -169,10 +170,14 @@ def build():
                                  info="Saved by the editing tab ('Save the fine-tuned model as'), or a folder.")
             about = gr.Markdown(editor_info(first.editor if first.editor in editors else None))
             with gr.Accordion("No model for this task? Fine-tune one here (the editing tab's engine)", open=False):
-                gr.Markdown(f"From the task's prompts, on {EDITOR_RECIPE['n_train']} source images: t0 = "
-                            f"{EDITOR_RECIPE['t0']}, λ_struct = {EDITOR_RECIPE['lambda_struct']}, lr "
-                            f"{EDITOR_RECIPE['lr']} (the shipped editors' recipe). About a minute per 16 iterations "
-                            "on a CPU core for 28-px digits.")
+                faces = editor_recipe("faces-sketch")
+                gr.Markdown(f"From the task's prompts, on {EDITOR_RECIPE['n_train']} source images, with the "
+                            f"backbone's recipe (the shipped editors'): digits t0 = {EDITOR_RECIPE['t0']}, "
+                            f"λ_struct = {EDITOR_RECIPE['lambda_struct']}, lr {EDITOR_RECIPE['lr']}, "
+                            f"{EDITOR_RECIPE['iterations']} iterations; faces t0 = {faces['t0']}, λ_L1 = "
+                            f"{faces['lambda_l1']}, λ_id = {faces['lambda_id']} (face-api), lr {faces['lr']}, "
+                            f"{faces['iterations']} iterations. About a minute per 16 iterations on a CPU core for "
+                            "28-px digits, about two for 64-px faces.")
                 with gr.Row():
                     new_name = gr.Textbox(value=first.editor, label="Save as", max_lines=1)
                     new_iterations = gr.Number(value=EDITOR_RECIPE["iterations"], precision=0, label="Iterations",
@@ -203,7 +208,7 @@ def build():
             reopen_btn = gr.Button("Reopen run")
             files = export_box()
 
-    task.change(_task_changed, task, [editor, n_labelled, target_path, new_name], api_name=False)
+    task.change(_task_changed, task, [editor, n_labelled, target_path, new_name, new_iterations], api_name=False)
     editor.change(editor_info, editor, about, api_name=False)
     outputs = [info, table, plot, gallery, folder, files]
     events = [

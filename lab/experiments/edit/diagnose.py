@@ -4,6 +4,10 @@
   against the directional CLIP loss toward the target text, with an L1 leash and the same CLIP views the editor
   uses. If the judges do not see the target style in the result, no editor setting can make the edit land:
   the CLIP's image gradient does not point at the style as a person sees it.
+* ``path_cosines`` — does the CLIP see the style grow as the image moves toward it? The directional cosine along
+  the straight path x + α (target − x) to the procedural rendering of each image. A perceptual CLIP's cosine is
+  near zero for a faint move and grows with α; one that is already high at α = 0.01 answers to invisible changes,
+  which the pixel optimisation (and the editor) will find instead of the style.
 * ``oracle_finetune`` — can the backbone + DDIM path reach the target at all? Fine-tune the same UNet copy with
   an oracle loss (L2 to the procedural rendering of each training image in the target style) instead of CLIP,
   same t0, steps and iterations. This bounds what the editor can express.
@@ -39,6 +43,20 @@ def clip_pixel_edit(clip, images: torch.Tensor, source: str, target: str, views:
         if step % max(1, steps // 20) == 0 or step == steps - 1:
             history.append({"step": step + 1, "cos": parts["cos"], "total": parts["total"]})
     return x.detach(), history
+
+
+PATH_ALPHAS = (0.01, 0.1, 0.3, 0.5, 0.7, 1.0)
+
+
+@torch.no_grad()
+def path_cosines(clip, images: torch.Tensor, targets: torch.Tensor, text_direction: torch.Tensor,
+                 alphas=PATH_ALPHAS) -> dict[float, float]:
+    """α → the mean directional cosine of x + α (target − x) against x, for [-1, 1] ``images`` and their
+    renderings ``targets`` in the target style."""
+    from lab.train.diffusionclip import directional_cosine
+
+    return {a: float(directional_cosine(clip, images, images + a * (targets - images), text_direction).mean())
+            for a in alphas}
 
 
 class OracleLoss(torch.nn.Module):

@@ -1,5 +1,6 @@
 """The DiffusionCLIP recipe for each kind of backbone (t0, loss weights, CLIP views, iterations, lr), chosen on
-validation images only (bench/edit.py --select; docs/RESULTS.md holds the search). The editing tab opens with the
+validation images only (bench/edit.py --validation: training images the fine-tuning did not use;
+docs/RESULTS.md holds the search). The editing tab opens with the
 recipe of its default backbone and switches recipe with the backbone; the batch-adaptation translators and the
 bench use the same table."""
 from __future__ import annotations

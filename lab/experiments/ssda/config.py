@@ -35,7 +35,7 @@ TASKS = {
     "usps-mnist": Task("USPS → MNIST", "usps", "mnist", "plain", "a digit", "a thin digit",
                        "diffusionclip-usps-mnist"),
     "faces-sketch": Task("UTKFace (gender) → face sketches — the seed's task", "utkface", "utkface", "sketch",
-                         "a photo of a face", "a sketch of a face", "diffusionclip-utkface-sketch",
+                         "a photo of a face", "a pencil sketch of a face", "diffusionclip-utkface-sketch",
                          "ddpm-utkface64", 64, "gender", 1200, 300),
     "folder": Task("MNIST → your folder of target test images", "mnist", "folder", "plain", "a digit",
                    "a sketch of a digit", "diffusionclip-mnist-sketch"),
@@ -119,6 +119,8 @@ class EditorSelectionConfig(Params):
     out: str | None = param(None, "model folder to write, e.g. checkpoints/diffusionclip-mnist-sketch",
                             label="Output folder")
     device: str = param("auto", DEVICE_HELP, label="Device")
+    fp16_weights: bool = param(False, "store the kept UNet in fp16 (half the file; it loads back as fp32)",
+                               label="Store in fp16")
 
     def check(self) -> None:
         if not self.out:
