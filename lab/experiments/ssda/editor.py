@@ -86,6 +86,11 @@ def select_editor(task: str, out: str | Path, seeds: list[int], device: str = "a
 
 def store_half(folder: Path) -> None:
     """Re-write a saved DiffusionCLIP model's UNet in fp16 (``lab.models.store.stored``) and say so in its record."""
+    import json
+
     model = load_diffusion(str(folder), "cpu")
     stored(model.unet, fp16=True).save_pretrained(folder / "unet")
+    config = folder / "unet" / "config.json"   # the path it was loaded from says nothing about the shipped folder
+    config.write_text(json.dumps({k: v for k, v in json.loads(config.read_text()).items() if k != "_name_or_path"},
+                                 indent=2, sort_keys=True) + "\n")
     write_info(folder, {**read_info(folder), "stored_dtype": "float16"})
