@@ -136,8 +136,8 @@ def run_domain(domain: str, args, run) -> dict:
     clip = load_clip(config.clip, device=model.device)
     notes: list[str] = []
     identity = identity_network(config, model, model.device, notes) if domain == "faces" else None
-    m = measure(clip, DiffusionClipLoss(clip, config.source, config.target).to(model.device), x, recon, edited,
-                identity)
+    direction = DiffusionClipLoss(clip, config.source, config.target).to(model.device)
+    m = measure(clip, direction, x, recon, edited, identity)
     from lab.experiments.edit.diagnose import style_renderer
 
     sketches = style_renderer("sketch", model.channels)(x)
@@ -168,14 +168,13 @@ def run_domain(domain: str, args, run) -> dict:
         pixels, history = clip_pixel_edit(clip, x[:n_diag], config.source, config.target,
                                           views=config.clip_views or 4, lambda_l1=args.pixel_l1,
                                           steps=150 if quick else 300, seed=args.seed)
+        path = path_cosines(clip, x[:n_diag], sketches[:n_diag], direction.text_direction)
         out.update({"clip_pixel_style_fraction": round(judges.style_fraction(pixels), 4),
                     "clip_pixel_label_kept": round(judges.label_kept(pixels, labels[:n_diag]), 4),
                     "clip_pixel_landed": round(judges.landed(pixels, labels[:n_diag]), 4),
                     "clip_pixel_cos": round(history[-1]["cos"], 4),
-                    "clip_pixel_cos_procedural": round(float(_cos(clip, config, x[:n_diag], sketches[:n_diag])), 4),
-                    "clip_path_cos": {str(a): round(c, 4) for a, c in path_cosines(
-                        clip, x[:n_diag], sketches[:n_diag], DiffusionClipLoss(clip, config.source, config.target)
-                        .to(model.device).text_direction).items()},
+                    "clip_pixel_cos_procedural": round(path[1.0], 4),   # the path's end: the sketches themselves
+                    "clip_path_cos": {str(a): round(c, 4) for a, c in path.items()},
                     "clip_pixel_settings": {"steps": history[-1]["step"], "lambda_l1": args.pixel_l1,
                                             "views": config.clip_views or 4, "lr": 0.01, "n": n_diag}})
         log(f"{domain}: oracle diagnostic")
@@ -219,13 +218,6 @@ def speed_figures(model, calls: int, fp32_ips: float, bf16_ips: float, loop_ips:
             "mfu_batched_edit_fp32": round(mfu(fp32_ips, flops, peak32), 3),
             "mfu_batched_edit_bf16": round(mfu(bf16_ips, flops, peak16), 3),
             "mfu_per_image": round(mfu(loop_ips, flops, peak32), 3)}
-
-
-def _cos(clip, config, originals, edited):
-    from lab.train.diffusionclip import DiffusionClipLoss, directional_cosine
-
-    loss = DiffusionClipLoss(clip, config.source, config.target).to(originals.device)
-    return directional_cosine(clip, originals, edited, loss.text_direction).mean()
 
 
 def main() -> None:

@@ -3,7 +3,7 @@ classifier (digit, garment, gender), both the lab's ConvNet and neither related 
 
 A judge is part of the measurement, so the style judge is trained with **off-target negatives**: plain images
 after changes that are not a style — a colour tint, a hue shift, lower contrast, brightening, mixes of them, and
-(colour images) dark outlines drawn over a washed-out, hue-shifted photo — keep the label "plain" (blur is a style
+(colour images) dark outlines drawn over a brightened, tinted, hue-shifted photo — keep the label "plain" (blur is a style
 of its own). ``false_style_rates`` reports, per change, how often
 the judge still calls such an image the target style; the bench requires ≤ 5 % for "sketch".
 """
@@ -55,8 +55,8 @@ def _blur(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 def _lines_over_colour(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """A brightened, hue-shifted, tinted photo with dark outlines drawn over it — what a failed photo →
-    pencil-sketch edit looks like (the photo's colour and shading remain under the lines). A pencil sketch is grey lines on white
-    paper, so this is *not* one. Colour images only (on grey digits it would be a sketch)."""
+    pencil-sketch edit looks like (the photo's colour and shading remain under the lines). A pencil sketch is grey
+    lines on white paper, so this is *not* one. Colour images only (on grey digits it would be a sketch)."""
     from lab.data.styles import sketch
 
     lines = sketch(x.mul(255).round().to(torch.uint8)).float() / 255.0
@@ -81,7 +81,8 @@ def style_of_prompt(text: str) -> str | None:
 
 OFF_TARGET = {"tint": _tint, "hue shift": _hue, "lower contrast": _low_contrast, "brightened": _brighten,
               "washed out": _washed_out, "slight blur": _blur, "lines over colour": _lines_over_colour}
-COLOUR_ONLY = ("hue shift", "lines over colour")   # no change, or not off target, for grey images
+NOT_FOR_GREY = ("lines over colour",)               # on grey images this would be the target style itself
+COLOUR_ONLY = ("hue shift", *NOT_FOR_GREY)           # no change, or not off target, on grey images
 
 
 def off_target(images: torch.Tensor, change: str, seed: int = 0) -> torch.Tensor:
@@ -104,7 +105,7 @@ def render_styles(images: torch.Tensor, seed: int = 0, negatives: bool = True):
         labels.append(torch.full((len(x),), i))
     if negatives:
         for j, change in enumerate(OFF_TARGET):
-            if change == "lines over colour" and images.shape[1] != 3:
+            if change in NOT_FOR_GREY and images.shape[1] != 3:
                 continue
             xs.append(off_target(images, change, seed + 100 + j))
             labels.append(torch.full((len(images),), STYLES.index("blur" if change == "slight blur" else "plain")))
@@ -124,9 +125,13 @@ class Judges:
 
     def style_fraction(self, images: torch.Tensor) -> float:
         """Share of [-1, 1] images the style judge calls the target style."""
+        return float(self._styled(images).float().mean())
+
+    def _styled(self, images: torch.Tensor) -> torch.Tensor:
+        """Per image, whether the style judge calls it the target style (bool, on the CPU)."""
         from lab.metrics.classify import outputs
 
-        return float((outputs(self.style, images).argmax(1) == STYLES.index(self.target)).float().mean())
+        return (outputs(self.style, images).argmax(1) == STYLES.index(self.target)).cpu()
 
     def label_kept(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         from lab.metrics.classify import accuracy
@@ -139,9 +144,8 @@ class Judges:
         never here."""
         from lab.metrics.classify import logits_to_labels, outputs
 
-        styled = outputs(self.style, images).argmax(1) == STYLES.index(self.target)
         kept = logits_to_labels(outputs(self.label, images)) == labels.cpu()
-        return float((styled.cpu() & kept).float().mean())
+        return float((self._styled(images) & kept).float().mean())
 
     def summary(self) -> dict:
         return {"style_judge_test_accuracy": round(self.style_accuracy, 4),

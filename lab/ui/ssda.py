@@ -86,7 +86,7 @@ def _task_changed(task):
         return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
     editors = editor_models()
     value = spec.editor if spec.editor in editors else (editors[0] if editors else None)
-    iterations = editor_recipe(task if task != "folder" else "mnist-sketch")["iterations"]
+    iterations = editor_recipe(task)["iterations"]
     return (gr.Dropdown(choices=editors, value=value), gr.Number(value=spec.n_labelled),
             gr.Textbox(visible=task == "folder"), gr.Textbox(value=spec.editor), gr.Number(value=iterations))
 

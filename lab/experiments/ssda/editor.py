@@ -13,7 +13,7 @@ from lab.experiments.edit.run import run_edit
 from lab.experiments.edit.saved import save_tuned
 from lab.experiments.ssda.config import TASKS, EditorSelectionConfig, SSDAConfig
 from lab.experiments.ssda.run import run_ssda
-from lab.models.store import load_diffusion, read_info, stored, update_metrics, write_info
+from lab.models.store import load_diffusion, read_info, store_half, update_metrics, write_info
 from lab.progress import ProgressFn
 
 # the generation settings of the shipped editors; the loss weights, t0, views, iterations and lr are the
@@ -82,15 +82,3 @@ def select_editor(task: str, out: str | Path, seeds: list[int], device: str = "a
     update_metrics(out, {"validation_acc_adapted": best["validation_acc_adapted"],
                          "validation_acc_original": best["validation_acc_original"]})
     return {"saved": str(out), "kept_seed": best["seed"], "candidates": rows}
-
-
-def store_half(folder: Path) -> None:
-    """Re-write a saved DiffusionCLIP model's UNet in fp16 (``lab.models.store.stored``) and say so in its record."""
-    import json
-
-    model = load_diffusion(str(folder), "cpu")
-    stored(model.unet, fp16=True).save_pretrained(folder / "unet")
-    config = folder / "unet" / "config.json"   # the path it was loaded from says nothing about the shipped folder
-    config.write_text(json.dumps({k: v for k, v in json.loads(config.read_text()).items() if k != "_name_or_path"},
-                                 indent=2, sort_keys=True) + "\n")
-    write_info(folder, {**read_info(folder), "stored_dtype": "float16"})
