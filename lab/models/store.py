@@ -225,17 +225,22 @@ def stored(net, fp16: bool = False):
 def store_half(folder: Path) -> None:
     """Re-write a saved diffusion folder's UNet in fp16 (what ``--fp16-weights`` writes: ``stored``) and say so in
     its record; it loads back as fp32."""
-    model = load_diffusion(str(folder), "cpu")
-    stored(model.unet, fp16=True).save_pretrained(folder / "unet")
-    config = folder / "unet" / "config.json"   # the path it was loaded from says nothing about the shipped folder
+    save_unet(folder, load_diffusion(str(folder), "cpu").unet, fp16=True)
+    write_info(folder, {**read_info(folder), "stored_dtype": "float16"})
+
+
+def save_unet(folder: Path, unet: UNet2DModel, fp16: bool = False) -> None:
+    """``unet.save_pretrained(folder / "unet")`` (in fp16 with ``fp16``), without the ``_name_or_path`` diffusers
+    copies from where the UNet was loaded: a path of the machine that saved it, nothing about this folder."""
+    stored(unet, fp16).save_pretrained(folder / "unet")
+    config = folder / "unet" / "config.json"
     config.write_text(json.dumps({k: v for k, v in json.loads(config.read_text()).items() if k != "_name_or_path"},
                                  indent=2, sort_keys=True) + "\n")
-    write_info(folder, {**read_info(folder), "stored_dtype": "float16"})
 
 
 def save_diffusion(folder: Path, unet: UNet2DModel, scheduler, kind: str, info: dict, fp16: bool = False) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    stored(unet, fp16).save_pretrained(folder / "unet")
+    save_unet(folder, unet, fp16)
     info = {**info, "stored_dtype": "float16" if fp16 else "float32"}
     scheduler.save_pretrained(folder / "scheduler")
     pipeline, scheduler_cls = PIPELINES[kind]
