@@ -290,7 +290,7 @@ def test_app_opens_on_the_denoising_tab(page):
 @shipped("ddpm-mnist")
 def test_denoising_tab(page):
     with on_tab(page, "Denoising steps", "denoise"):
-        set_value(page, "Steps (DDPM / DDIM / PC)", 10)
+        set_value(page, "Steps (DDPM / DDIM / PC / DPM)", 10)
         # a typed number beyond the slider's range is clamped by the slider: a note beside it says so
         box = visible(page.locator('input[aria-label="number input for Number of images (rows)"]'))
         box.fill("50")
@@ -353,7 +353,7 @@ def test_a_long_run_shows_its_estimate_first(page, runs_dir):
 def test_stop_reads_stopped_after_step_k_of_n_and_is_no_error(page):
     with on_tab(page, "Denoising steps", "stop"):
         visible(page.get_by_label("ddpm", exact=True)).check()
-        set_value(page, "Steps (DDPM / DDIM / PC)", 1000)
+        set_value(page, "Steps (DDPM / DDIM / PC / DPM)", 1000)
         set_value(page, "Number of images (rows)", 16)
         click_button(page, "Generate")
         page.wait_for_timeout(4_000)   # sampling has begun
@@ -363,7 +363,7 @@ def test_stop_reads_stopped_after_step_k_of_n_and_is_no_error(page):
         assert re.search(r"Stopped after step [\d,]+ of 1,000", page.inner_text("body"))
         assert_no_error_shown(page)
         visible(page.get_by_label("ddim", exact=True)).check()
-        set_value(page, "Steps (DDPM / DDIM / PC)", 10)
+        set_value(page, "Steps (DDPM / DDIM / PC / DPM)", 10)
 
 
 @needs_mnist

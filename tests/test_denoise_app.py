@@ -50,6 +50,12 @@ def test_score_model_runs_annealed_langevin(client, tiny_score):
     assert "langevin" in info and "sigma=" in info and Image.open(grid).width > 0
 
 
+def test_score_model_runs_dpm_solver_through_the_tab(client, tiny_score):
+    grid, _, info, *_ = client.predict(model=str(tiny_score), **{**GRID, "sampler": "dpm", "steps": 4},
+                                       api_name="/denoise_grid")
+    assert "dpm" in info and "sigma=" in info and Image.open(grid).width > 0
+
+
 @pytest.mark.parametrize("change, message", [
     # out-of-range numbers are refused by the sliders themselves (named by their label), before the engine runs
     (dict(num_images=0), "Number of images .* must be between 1 and 16, not 0"),

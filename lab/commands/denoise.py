@@ -11,18 +11,20 @@ from lab.experiments.denoise.config import DenoiseConfig, QualityConfig, SweepCo
 
 
 def _sampler(args) -> dict:
-    """The sampler that suits the model when none was given: for a score model predictor–corrector when it was
-    trained on the continuous VE SDE, else annealed Langevin."""
+    """The sampler the model's card recommends when none was given (``sampler_settings``: for a score model
+    predictor–corrector with its chosen steps when it was trained on the continuous VE SDE, else annealed
+    Langevin); options given on the line win."""
     if hasattr(args, "sampler"):
         return {}
-    from lab.experiments.denoise.sample import default_sampler
+    from lab.experiments.denoise.compare import sampler_settings
     from lab.models.store import load_diffusion, model_kind
 
     name = getattr(args, "model", DenoiseConfig.model)
     if model_kind(name) == "gan":
         return {}  # a GAN samples with its generator: no sampler to choose
     model = load_diffusion(name)
-    return {} if model.kind == "ddpm" else {"sampler": default_sampler(model)}
+    settings = sampler_settings({**model.info, "kind": model.kind})
+    return {k: v for k, v in settings.items() if k != "note" and not hasattr(args, k)}
 
 
 def _sample_args(p) -> None:

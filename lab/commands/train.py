@@ -83,7 +83,7 @@ def score_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--levels", type=lambda t: None if t == "auto" else int(t), default=None,
                    help="geometric noise levels (default auto: NCSNv2's overlap rule for the image dimension)")
     p.add_argument("--discrete", action="store_true",
-                   help="train on the fixed levels only (NCSN) instead of the continuous VE SDE")
+                   help="train on the fixed levels only (NCSN, no preconditioning) instead of the continuous VE SDE")
 
 
 def conditioning_options(p: argparse.ArgumentParser) -> None:
@@ -127,7 +127,7 @@ def _ddpm(args, config, progress) -> Path:
                            timesteps=args.timesteps, fid_every=args.fid_every, fid_n=args.fid_n)
 
 
-@kind("score", "a score model (VE-SDE denoising score matching; predictor–corrector or annealed Langevin)",
+@kind("score", "a score model (VE SDE, EDM preconditioning; DPM-Solver, predictor–corrector or annealed Langevin)",
       options=(score_options, fid_options))
 def _score(args, config, progress) -> Path:
     from lab.train.recipes import train_diffusion

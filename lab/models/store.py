@@ -21,6 +21,7 @@ from lab.config import get_settings
 from lab.device import resolve_device
 from lab.errors import LabError
 from lab.models.loaded import LoadedModel
+from lab.models.precondition import precondition_score
 
 PIPELINES = {"ddpm": ("DDPMPipeline", "DDPMScheduler"), "score": ("ScoreSdeVePipeline", "ScoreSdeVeScheduler")}
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -168,6 +169,9 @@ def load_diffusion(name_or_path: str | Path, device: torch.device | str | None =
         raise load_failure(where, f"{where} could not be loaded as a diffusion model ({type(err).__name__}: {err}). "
                            "The folder may be incomplete or corrupt: train it again or copy it anew.") from err
     info = read_info(where) if isinstance(where, Path) else {}
+    preconditioning = (info.get("score") or {}).get("preconditioning") if kind == "score" else None
+    if preconditioning:
+        precondition_score(unet, preconditioning["sigma_data"])
     model = LoadedModel(unet.eval(), scheduler, kind, str(where), info)
     return model.to(resolve_device(device) if isinstance(device, str) else device) if device is not None else model
 
@@ -301,7 +305,7 @@ def model_card(name: str, info: dict) -> str:
         lines += [f"| {k} | {_fmt(v)} |" for k, v in metrics.items()]
     else:
         lines.append(f"Not measured yet: `python -m lab evaluate --model {name} --fid-n 1000 --write-card`.")
-    lines += ["", "## Use", "", "```python", *_usage(name, kind), "```", ""]
+    lines += ["", "## Use", "", "```python", *_usage(name, kind, info), "```", ""]
     return "\n".join(lines)
 
 
@@ -309,11 +313,16 @@ def _fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def _usage(name: str, kind: str) -> list[str]:
+def _usage(name: str, kind: str, info: dict) -> list[str]:
     if kind == "ddpm":
         return ["from diffusers import DDPMPipeline", f'pipe = DDPMPipeline.from_pretrained("checkpoints/{name}")',
                 "# or in the lab:", "from lab.models.store import load_diffusion",
                 f'model = load_diffusion("{name}")']
+    if kind == "score" and (info.get("score") or {}).get("preconditioning"):
+        return ["from lab.models.store import load_diffusion", f'model = load_diffusion("{name}")',
+                "# s(x, σ) = model.unet(x, σ).sample: load_diffusion wraps the UNet in EDM's preconditioning",
+                "# (lab.models.precondition: c_in, c_noise = ¼ ln σ, c_skip, c_out; the plain diffusers UNet is F)",
+                "# sampling: lab.diffusion.samplers.dpm_sample (DPM-Solver), pc_sample (predictor–corrector)"]
     if kind == "score":
         return ["from lab.models.store import load_diffusion", f'model = load_diffusion("{name}")',
                 "# s(x, σ) = model.unet(x, σ).sample  (annealed Langevin: lab.diffusion.samplers)"]

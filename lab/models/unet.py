@@ -2,7 +2,8 @@
 
 A DDPM network predicts ε from (x_t, t). A score network uses diffusers' Fourier time
 embedding, is called with σ as its timestep and returns ``net(x, σ) / σ`` — the NCSN++
-convention, so ``ScoreSdeVePipeline`` can run it too.
+convention, so ``ScoreSdeVePipeline`` can run it too. A VE-SDE score network is wrapped in EDM's
+preconditioning (lab.models.precondition).
 """
 from __future__ import annotations
 
@@ -45,3 +46,4 @@ def preset_for(size: int, channels: int) -> str:
             return name
     known = ", ".join(f"{c['sample_size']}px/{c['in_channels']}ch" for c in PRESETS.values())
     raise LabError(f"No UNet preset for {size} px with {channels} channel(s): use one of {known}.")
+

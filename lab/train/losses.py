@@ -43,23 +43,26 @@ class ScoreMatchingLoss(nn.Module):
         return 0.5 * (s * score + noise).pow(2).flatten(1).sum(1).mean() / x0[0].numel()
 
 
-class VEScoreLoss(nn.Module):
-    """Denoising score matching of the variance-exploding SDE (Song et al. 2021): σ log-uniform in
-    [σ_min, σ_max] (every level of the continuum, not a fixed few), weight λ(σ) = σ²:
-    ½ ‖σ s_θ(x + σz, σ) + z‖², per pixel."""
+class EDMScoreLoss(nn.Module):
+    """EDM's training objective for a variance-exploding score model (Karras et al. 2022, Table 1): ln σ ~
+    N(P_mean, P_std²) (P_mean = −1.2 + ln(σ_d / 0.5), P_std = 1.2), weight λ(σ) = (σ² + σ_d²) / (σ σ_d)² on ‖D(x + σz, σ) − x‖² per pixel, with the denoiser
+    D = x + σ² s_θ — for a preconditioned network (lab.models.precondition) its raw output's target then has
+    unit variance at every σ."""
 
-    def __init__(self, sigma_min: float, sigma_max: float):
+    def __init__(self, sigma_data: float, p_mean: float | None = None, p_std: float = 1.2):
         super().__init__()
-        self.log_min, self.log_max = math.log(sigma_min), math.log(sigma_max)
+        # EDM's P_mean = −1.2 is for σ_d = 0.5 (CIFAR-10 in [-1, 1]); σ scales with the data, so it moves with σ_d
+        self.p_mean = -1.2 + math.log(sigma_data / 0.5) if p_mean is None else p_mean
+        self.sigma_data, self.p_std = sigma_data, p_std
 
     def forward(self, model, x0, labels, generator):
         n = x0.shape[0]
-        u = shard.rand((n,), generator).to(x0.device)
-        sigma = torch.exp(self.log_min + u * (self.log_max - self.log_min))
+        sigma = torch.exp(self.p_mean + self.p_std * shard.randn((n,), generator).to(x0.device))
         noise = shard.randn(x0.shape, generator).to(x0.device)
         s = sigma.view(-1, 1, 1, 1)
-        score = predict(model, x0 + s * noise, sigma)
-        return 0.5 * (s * score + noise).pow(2).flatten(1).sum(1).mean() / x0[0].numel()
+        denoised = x0 + s * noise + s ** 2 * predict(model, x0 + s * noise, sigma)
+        weight = (s ** 2 + self.sigma_data ** 2) / (s * self.sigma_data) ** 2
+        return (weight * (denoised - x0).pow(2)).mean()
 
 
 class ClassifierLoss(nn.Module):

@@ -12,12 +12,13 @@ from lab.diffusion.schedules import geometric_sigmas, make_ddpm_scheduler, make_
 from lab.errors import LabError
 from lab.models.cnn import ConvNet
 from lab.models.store import save_classifier, save_diffusion
+from lab.models.precondition import precondition_score
 from lab.models.unet import build_unet, preset_for
 from lab.progress import ProgressFn
 from lab.seeding import seed_everything
 from lab.train.config import TrainConfig
 from lab.train.loop import FitResult, fit
-from lab.train.losses import ClassifierLoss, EpsilonLoss, ScoreMatchingLoss, VEScoreLoss
+from lab.train.losses import ClassifierLoss, EDMScoreLoss, EpsilonLoss, ScoreMatchingLoss
 from lab.train.shard import is_main
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,8 @@ def train_diffusion(kind: str, out: Path, data: str = "mnist", split: str = "tra
                     fid_every: int = 0, fid_n: int = 500) -> Path:
     """Train a DDPM (ε-prediction) or a score model and save it to ``out``.
 
-    Score models: ``continuous`` trains the variance-exploding SDE (σ log-uniform in [σ_min, σ_max], sampled by
-    predictor–corrector), else NCSN's fixed geometric levels. ``sigma_max`` None takes the largest pairwise
+    Score models: ``continuous`` trains the variance-exploding SDE with EDM's preconditioning and loss (sampled
+    by DPM-Solver or predictor–corrector from σ_max), else NCSN's fixed geometric levels. ``sigma_max`` None takes the largest pairwise
     distance of the training images and ``levels`` None the NCSNv2 overlap rule (lab.diffusion.ncsn).
     ``init_from``: continue from the weights of a saved model of the same kind and size (a fresh optimizer and
     learning-rate schedule), e.g. when its training checkpoint is gone. ``timesteps``: the DDPM's T (the seed's
@@ -72,11 +73,17 @@ def train_diffusion(kind: str, out: Path, data: str = "mnist", split: str = "tra
         extra = {"score": {"sigma_max": sigma_max, "sigma_min": sigma_min, "levels": levels,
                            "continuous": continuous, "langevin_eps_T5": ncsn.step_size_for(sigmas, 5)}}
         if continuous:
-            loss = VEScoreLoss(sigma_min, sigma_max)
+            sigma_data = round(float(images.pow(2).mean().sqrt()), 2)  # the data's scale (RMS: they are not centred)
+            precondition_score(unet, sigma_data)
+            extra["score"]["preconditioning"] = {"name": "edm", "sigma_data": sigma_data}
+            loss = EDMScoreLoss(sigma_data)
+            extra["score"]["training_sigmas"] = f"ln σ ~ N({loss.p_mean:.2f}, {loss.p_std}²) (EDM's, at this σ_data)"
             description = (f"A score model s(x, σ) on {ds.name}: denoising score matching of the variance-exploding "
-                           f"SDE, σ log-uniform in [{sigma_min}, {sigma_max}] (σ_max = the largest distance between "
-                           f"two training images, NCSNv2 technique 1); sample with predictor–corrector, or annealed "
-                           f"Langevin over the {levels} levels of the overlap rule (technique 2).")
+                           f"SDE with EDM's preconditioning and loss (Karras et al. 2022: σ_data = {sigma_data}, "
+                           f"ln σ ~ N({loss.p_mean:.2f}, {loss.p_std}²) while training); sampled from σ_max = {sigma_max} (the largest "
+                           f"distance between two training images, NCSNv2 technique 1) with DPM-Solver on the "
+                           f"probability-flow ODE, predictor–corrector, or annealed Langevin over the {levels} levels "
+                           f"of the overlap rule (technique 2).")
         else:
             loss = ScoreMatchingLoss(sigmas)
             description = (f"A score model s(x, σ) on {ds.name}: denoising score matching over {levels} geometric "

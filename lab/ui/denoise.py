@@ -293,7 +293,8 @@ def build() -> None:
             model = GRID.add("model", model_dropdown("ddpm", value="ddpm-mnist" if "ddpm-mnist" in
                                                      list_models("ddpm") else None))
             sampler = GRID.widget("sampler", kind="radio",
-                                  info="DDPM models: ddim or ddpm; score models: pc (predictor–corrector) or langevin.")
+                                  info="DDPM models: ddim or ddpm; score models: pc (predictor–corrector), dpm "
+                                       "(DPM-Solver on the probability-flow ODE) or langevin.")
             steps = GRID.widget("steps")
             eta = GRID.widget("eta")
             with gr.Accordion("Predictor–corrector (score models)", open=False):

@@ -14,11 +14,11 @@ SHIPPED = ("ddpm-mnist", "score-mnist", "gan-mnist")
 
 def sampler_settings(info: dict) -> dict:
     """The sampler a model's card recommends (``sampling`` in training.json), else the kind's default: DDIM 50 for
-    a DDPM, predictor–corrector (continuous VE models) or annealed Langevin for a score model."""
+    a DDPM, DPM-Solver 50 steps (continuous VE models) or annealed Langevin for a score model."""
     if info.get("sampling"):
         return dict(info["sampling"])
     if info.get("kind") == "score":
-        return {"sampler": "pc", "steps": 500} if info.get("score", {}).get("continuous") else {"sampler": "langevin"}
+        return {"sampler": "dpm", "steps": 50} if info.get("score", {}).get("continuous") else {"sampler": "langevin"}
     return {"sampler": "ddim", "steps": 50}
 
 

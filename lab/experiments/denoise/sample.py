@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 from PIL import Image
 
-from lab.device import resolve_device
-from lab.diffusion.samplers import Trajectory, annealed_langevin, ddim_sample, ddpm_sample, pc_sample
+from lab.device import autocast_for, resolve_device
+from lab.diffusion.samplers import Trajectory, annealed_langevin, ddim_sample, ddpm_sample, dpm_sample, pc_sample
 from lab.diffusion.schedules import sigmas_of
 from lab.experiments.denoise.config import DenoiseConfig, SweepConfig
 from lab.models.loaded import LoadedModel
@@ -63,14 +63,19 @@ def _pc(model, config, noise, g, snapshots, progress):
                      generator=g, snapshots=snapshots, progress=progress)
 
 
-SAMPLER_FUNCTIONS = {"ddpm": _ddpm, "ddim": _ddim, "langevin": _langevin, "pc": _pc}
+def _dpm(model, config, noise, g, snapshots, progress):
+    return dpm_sample(model.unet, noise, model.scheduler, config.steps, snapshots=snapshots, progress=progress)
+
+
+SAMPLER_FUNCTIONS = {"ddpm": _ddpm, "ddim": _ddim, "langevin": _langevin, "pc": _pc, "dpm": _dpm}
 
 
 def sample(model: LoadedModel, config: DenoiseConfig, noise: torch.Tensor, snapshots: int = 2,
            progress: ProgressFn | None = None, generator_seed: int | None = None) -> Trajectory:
     """Run the configured sampler on ``noise`` (a batch of x_T)."""
     g = torch.Generator().manual_seed(config.seed + 1 if generator_seed is None else generator_seed)
-    return SAMPLER_FUNCTIONS[config.sampler](model, config, noise, g, snapshots, progress)
+    with autocast_for(noise.device, config.bf16):
+        return SAMPLER_FUNCTIONS[config.sampler](model, config, noise, g, snapshots, progress)
 
 
 def initial_noise(model: LoadedModel, n: int, seed: int, device) -> torch.Tensor:
@@ -86,13 +91,6 @@ def load_for(config: DenoiseConfig) -> LoadedModel:
     model = load_diffusion(config.model, device=resolve_device(config.device))
     config.check_model(model.kind)
     return model
-
-
-def default_sampler(model: LoadedModel) -> str:
-    """ddim for a DDPM; pc for a score model trained on the continuous VE SDE; annealed Langevin otherwise."""
-    if model.kind == "ddpm":
-        return "ddim"
-    return "pc" if model.info.get("score", {}).get("continuous") else "langevin"
 
 
 def levels(model: LoadedModel) -> int | None:
