@@ -53,6 +53,31 @@ def test_shipped_ddpm_samples_are_recognisable_items_of_every_class(model_name, 
     assert quality["class_entropy"] > entropy * torch.log(torch.tensor(10.0)).item()
 
 
+@shipped("score-mnist", "classifier-mnist")
+def test_shipped_score_model_draws_digits_with_its_cards_sampler_and_only_when_preconditioned():
+    """The VE score model with the sampler its card recommends: 60 samples the classifier reads as digits of
+    most classes. Without EDM's preconditioning (the bare diffusers UNet) the same weights give no digits."""
+    from lab.experiments.denoise.compare import sampler_settings
+    from lab.experiments.denoise.config import DenoiseConfig
+    from lab.experiments.denoise.sample import initial_noise, sample
+    from lab.metrics.quality import sample_quality
+    from lab.models.loaded import LoadedModel
+    from lab.models.unet import build_unet
+
+    model = load_diffusion("score-mnist", device="cpu")
+    assert model.info["score"]["preconditioning"]["name"] == "edm"
+    settings = {k: v for k, v in sampler_settings(model.info).items() if k != "note"}
+    config = DenoiseConfig(model="score-mnist", device="cpu", bf16=True, **settings)
+    noise = initial_noise(model, 60, 0, model.device)
+    quality = sample_quality(sample(model, config, noise).samples, "classifier-mnist")
+    assert quality["confident_fraction"] > 0.6 and quality["class_entropy"] > 0.85 * torch.log(torch.tensor(10.0))
+    bare = build_unet("gray28", "score")
+    bare.load_state_dict(model.unet.state_dict())
+    plain = LoadedModel(bare.eval(), model.scheduler, "score", model.source, model.info)
+    broken = sample_quality(sample(plain, config, noise).samples, "classifier-mnist")
+    assert broken["confident_fraction"] < quality["confident_fraction"] - 0.3
+
+
 @shipped("ddpm-utkface64")
 @needs_utkface
 def test_face_ddpm_round_trip_reconstructs_real_test_faces():

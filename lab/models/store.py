@@ -305,6 +305,11 @@ def model_card(name: str, info: dict) -> str:
         lines += [f"| {k} | {_fmt(v)} |" for k, v in metrics.items()]
     else:
         lines.append(f"Not measured yet: `python -m lab evaluate --model {name} --fid-n 1000 --write-card`.")
+    sampling = info.get("sampling")
+    if sampling:
+        settings = ", ".join(f"{k} {v}" for k, v in sampling.items() if k != "note")
+        lines += ["", f"Recommended sampler (the tab, the CLI and the benches use it): {settings}"
+                  + (f" — {sampling['note']}" if sampling.get("note") else "") + "."]
     lines += ["", "## Use", "", "```python", *_usage(name, kind, info), "```", ""]
     return "\n".join(lines)
 

@@ -280,7 +280,8 @@ def _on_formulation(formulation):
     sampler = settings.get("sampler", "ddim" if kind == "ddpm" else "pc")
     return (gr.Dropdown(choices=models, value=first),
             gr.Radio(value=sampler if kind != "gan" else "ddim", interactive=kind != "gan"),
-            gr.Slider(value=settings.get("steps", DenoiseConfig.steps)))
+            gr.Slider(value=settings.get("steps", DenoiseConfig.steps)),
+            gr.update(value=settings.get("corrector_steps", DenoiseConfig.corrector_steps)))
 
 
 def build() -> None:
@@ -353,7 +354,7 @@ def build() -> None:
         curve_text = gr.Markdown()
 
     sweep_outputs = [sweep_gallery, sweep_table, sweep_plot, sweep_text, sweep_export, sweep_anyway_btn]
-    formulation.change(_on_formulation, formulation, [model, sampler, steps])
+    formulation.change(_on_formulation, formulation, [model, sampler, steps, corrector_steps])
     model.change(fid_curve, model, [curve_plot, curve_text], api_name="denoise_fid_curve")
     events = [
         go.click(generate, inputs, [grid, samples, info, download, export], api_name="denoise_grid"),
