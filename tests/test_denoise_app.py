@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import needs_mnist
+from conftest import needs_checkpoints, needs_mnist
 from PIL import Image
 
 from lab.cli import main
@@ -54,6 +54,18 @@ def test_score_model_runs_dpm_solver_through_the_tab(client, tiny_score):
     grid, _, info, *_ = client.predict(model=str(tiny_score), **{**GRID, "sampler": "dpm", "steps": 4},
                                        api_name="/denoise_grid")
     assert "dpm" in info and "sigma=" in info and Image.open(grid).width > 0
+
+
+@needs_checkpoints("score-mnist")
+def test_choosing_the_score_formulation_brings_its_cards_sampler(client):
+    """The shipped score model's card recommends 200 reverse-diffusion steps without a corrector: the tab sets the
+    sampler, the steps and the corrector steps from it."""
+    from lab.ui.denoise import FORMULATIONS
+
+    score = next(label for label, kind in FORMULATIONS.items() if kind == "score")
+    updates = client.predict(formulation=score, api_name="/_on_formulation")
+    values = [u["value"] if isinstance(u, dict) else u for u in updates]
+    assert values == ["score-mnist", "pc", 200, 0]
 
 
 @pytest.mark.parametrize("change, message", [

@@ -11,9 +11,9 @@ from lab.experiments.denoise.config import DenoiseConfig, QualityConfig, SweepCo
 
 
 def _sampler(args) -> dict:
-    """The sampler the model's card recommends when none was given (``sampler_settings``: for a score model
-    predictor–corrector with its chosen steps when it was trained on the continuous VE SDE, else annealed
-    Langevin); options given on the line win."""
+    """The sampler settings the model's card recommends when no sampler was given (``sampler_settings``: the
+    card's ``sampling`` entry, else DDIM 50 for a DDPM, DPM-Solver 50 for a VE-SDE score model, annealed Langevin
+    for an NCSN one); options given on the line win."""
     if hasattr(args, "sampler"):
         return {}
     from lab.experiments.denoise.compare import sampler_settings

@@ -21,7 +21,7 @@ from lab.viz.grids import print_ready, titled_trajectory
 from lab.viz.plots import line_figure
 
 TAB = "denoise"
-FORMULATIONS = {"DDPM (noise prediction)": "ddpm", "Score (VE SDE: predictor–corrector / annealed Langevin)": "score",
+FORMULATIONS = {"DDPM (noise prediction)": "ddpm", "Score (VE SDE: predictor–corrector, DPM-Solver, Langevin)": "score",
                 "GAN (DCGAN baseline)": "gan"}
 GRID = Form(DenoiseConfig)
 SWEEP = Form(SweepConfig)
