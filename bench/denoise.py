@@ -71,8 +71,7 @@ def card_sampler(model: str) -> dict:
     from lab.experiments.denoise.compare import sampler_settings
     from lab.models.store import read_info, resolve_model_path
 
-    settings = sampler_settings(read_info(resolve_model_path(model)))
-    return {k: v for k, v in settings.items() if k != "note"}
+    return sampler_settings(read_info(resolve_model_path(model)))
 
 
 def describe(config: DenoiseConfig) -> str:

@@ -66,8 +66,7 @@ def test_shipped_score_model_draws_digits_with_its_cards_sampler_and_only_when_p
 
     model = load_diffusion("score-mnist", device="cpu")
     assert model.info["score"]["preconditioning"]["name"] == "edm"
-    settings = {k: v for k, v in sampler_settings(model.info).items() if k != "note"}
-    config = DenoiseConfig(model="score-mnist", device="cpu", bf16=True, **settings)
+    config = DenoiseConfig(model="score-mnist", device="cpu", bf16=True, **sampler_settings(model.info))
     noise = initial_noise(model, 60, 0, model.device)
     quality = sample_quality(sample(model, config, noise).samples, "classifier-mnist")
     assert quality["confident_fraction"] > 0.6 and quality["class_entropy"] > 0.85 * torch.log(torch.tensor(10.0))

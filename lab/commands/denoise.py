@@ -24,7 +24,7 @@ def _sampler(args) -> dict:
         return {}  # a GAN samples with its generator: no sampler to choose
     model = load_diffusion(name)
     settings = sampler_settings({**model.info, "kind": model.kind})
-    return {k: v for k, v in settings.items() if k != "note" and not hasattr(args, k)}
+    return {k: v for k, v in settings.items() if not hasattr(args, k)}
 
 
 def _sample_args(p) -> None:

@@ -77,8 +77,7 @@ def compare_estimate(config) -> tuple[float, str]:
         if name not in list_models():
             continue
         info = read_info(get_settings().checkpoint_dir / name)
-        settings = {k: v for k, v in sampler_settings(info).items() if k != "note"}
-        seconds, _ = sampling_estimate(replace(config, model=name, **settings), config.fid_n)
+        seconds, _ = sampling_estimate(replace(config, model=name, **sampler_settings(info)), config.fid_n)
         total += seconds
         parts.append(f"{name} {seconds / 60:.0f} min")
     return total, "measured per network call here: " + ", ".join(parts)

@@ -13,10 +13,11 @@ SHIPPED = ("ddpm-mnist", "score-mnist", "gan-mnist")
 
 
 def sampler_settings(info: dict) -> dict:
-    """The sampler a model's card recommends (``sampling`` in training.json), else the kind's default: DDIM 50 for
-    a DDPM, DPM-Solver 50 steps (continuous VE models) or annealed Langevin for a score model."""
+    """The sampler settings a model's card recommends (``sampling`` in training.json, less its ``note`` for the
+    card), else the kind's default: DDIM 50 for a DDPM, DPM-Solver 50 steps (continuous VE models) or annealed
+    Langevin for a score model. Ready to pass to a DenoiseConfig."""
     if info.get("sampling"):
-        return dict(info["sampling"])
+        return {k: v for k, v in info["sampling"].items() if k != "note"}
     if info.get("kind") == "score":
         return {"sampler": "dpm", "steps": 50} if info.get("score", {}).get("continuous") else {"sampler": "langevin"}
     return {"sampler": "ddim", "steps": 50}
@@ -69,7 +70,7 @@ def run_compare(models=SHIPPED, n: int = 1000, features: str = "classifier", see
     for k, name in enumerate(models):
         info = read_info(resolve_model_path(name))
         config = replace(QualityConfig(model=name, fid_n=n, features=features, seed=seed, device=device),
-                         **{k2: v for k2, v in sampler_settings(info).items() if k2 != "note"})
+                         **sampler_settings(info))
         q = run_quality(config, n=n, feature_network=features, with_floor=k == 0,
                         progress=part(progress, k, len(models), f"{name}: {{desc}}"))
         if q.floor is not None:
