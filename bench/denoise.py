@@ -79,6 +79,10 @@ def describe(config: DenoiseConfig) -> str:
         return f"predictor-corrector, {config.steps} steps, {config.corrector_steps} corrector, snr {config.snr}"
     if config.sampler == "langevin":
         return f"annealed Langevin, {config.langevin_steps} steps per level, eps {config.langevin_eps:g}"
+    if config.sampler in ("dpm", "dpm-sde"):
+        solver = "SDE-DPM-Solver++(2M) on the reverse SDE" if config.sampler == "dpm-sde" else \
+            "DPM-Solver++(2M) on the probability-flow ODE"
+        return f"{solver}, {config.steps} steps"
     return f"{config.sampler} {config.steps} steps"
 
 

@@ -141,7 +141,18 @@ def wait_for_result(page, text: str, timeout_s: float) -> None:
         if errors.count():
             pytest.fail(f"the app reported an error: {errors.first.inner_text()}")
         page.wait_for_timeout(500)
-    pytest.fail(f"no result ({text!r}) within {timeout_s:.0f} s")
+    pytest.fail(f"no result ({text!r}) within {timeout_s:.0f} s; what the app's threads were doing: "
+                f"{dump_threads(text)}")
+
+
+def dump_threads(what: str) -> Path:
+    """Every thread's Python stack (the app runs in this process) into test-artifacts/, for a result that never came."""
+    import faulthandler
+
+    path = ARTIFACTS / f"threads-{re.sub(r'[^a-z0-9]+', '-', what.lower()).strip('-')[:40]}.txt"
+    with path.open("w") as f:
+        faulthandler.dump_traceback(file=f, all_threads=True)
+    return path
 
 
 def wait_for_image(page, label: str) -> None:

@@ -50,22 +50,28 @@ def test_score_model_runs_annealed_langevin(client, tiny_score):
     assert "langevin" in info and "sigma=" in info and Image.open(grid).width > 0
 
 
-def test_score_model_runs_dpm_solver_through_the_tab(client, tiny_score):
-    grid, _, info, *_ = client.predict(model=str(tiny_score), **{**GRID, "sampler": "dpm", "steps": 4},
+@pytest.mark.parametrize("sampler", ["dpm", "dpm-sde"])
+def test_score_model_runs_dpm_solver_through_the_tab(client, tiny_score, sampler):
+    grid, _, info, *_ = client.predict(model=str(tiny_score), **{**GRID, "sampler": sampler, "steps": 4},
                                        api_name="/denoise_grid")
-    assert "dpm" in info and "sigma=" in info and Image.open(grid).width > 0
+    assert f"({sampler};" in info and "sigma=" in info and Image.open(grid).width > 0
 
 
 @needs_checkpoints("score-mnist")
 def test_choosing_the_score_formulation_brings_its_cards_sampler(client):
-    """The shipped score model's card recommends 200 reverse-diffusion steps without a corrector: the tab sets the
-    sampler, the steps and the corrector steps from it."""
+    """The shipped score model's card recommends a sampler and its settings (SDE-DPM-Solver++, 50 steps): the tab
+    sets the sampler, the steps and the corrector steps from it."""
+    from lab.experiments.denoise.compare import sampler_settings
+    from lab.experiments.denoise.config import DenoiseConfig
+    from lab.models.store import read_info, resolve_model_path
     from lab.ui.denoise import FORMULATIONS
 
+    card = sampler_settings(read_info(resolve_model_path("score-mnist")))
+    assert card["sampler"] == "dpm-sde" and card["steps"] == 50
     score = next(label for label, kind in FORMULATIONS.items() if kind == "score")
     updates = client.predict(formulation=score, api_name="/_on_formulation")
     values = [u["value"] if isinstance(u, dict) else u for u in updates]
-    assert values == ["score-mnist", "pc", 200, 0]
+    assert values == ["score-mnist", "dpm-sde", 50, card.get("corrector_steps", DenoiseConfig.corrector_steps)]
 
 
 @pytest.mark.parametrize("change, message", [

@@ -176,6 +176,14 @@ def test_a_ve_score_model_keeps_its_preconditioning_through_saving(tmp_path):
     discrete = train_diffusion("score", tmp_path / "ncsn", limit=32, config=config, continuous=False)
     assert "preconditioning" not in json.loads((discrete / "training.json").read_text())["score"]
     assert getattr(load_diffusion(discrete, "cpu").unet, "lab_preconditioning", None) is None
+    # the card's tags name the formulation: the VE SDE with EDM's preconditioning, or NCSN's discrete levels
+    assert {"score-sde", "edm"} <= set(_card_tags(out)) and "ncsn" not in _card_tags(out)
+    assert "ncsn" in _card_tags(discrete) and "edm" not in _card_tags(discrete)
+
+
+def _card_tags(folder) -> list[str]:
+    head = (folder / "README.md").read_text().split("---")[1]
+    return [line[2:].strip() for line in head.splitlines() if line.startswith("- ")]
 
 
 @needs_checkpoints("ddpm-mnist")
@@ -212,12 +220,39 @@ def test_dpm_solver_samples_an_analytic_gaussian():
     assert float(clipped.samples.max()) <= 1.0  # the denoised estimate is held in [-1, 1]
 
 
-def test_dpm_sampler_runs_on_a_score_model_and_counts_its_calls(tiny_score, tiny_ddpm):
+def test_sde_dpm_solver_samples_an_analytic_gaussian_and_is_seeded():
+    """The reverse SDE from N(μ, (s² + σ_max²) I) also ends at N(μ, s² I): SDE-DPM-Solver++ with the exact score
+    lands there in 50 steps; the same generator seed gives the same samples, another seed other samples."""
+    from lab.diffusion.samplers import dpm_sample
+
+    mu, s = -0.3, 0.25
+
+    def score(x, sigma):
+        return -(x - mu) / (s ** 2 + sigma.view(-1, 1, 1, 1) ** 2)
+
+    scheduler = make_score_scheduler(sigma_max=20.0, sigma_min=0.01, levels=100)
+    x = mu + torch.randn(4000, 1, 2, 2, generator=torch.Generator().manual_seed(0)) * (20.0 ** 2 + s ** 2) ** 0.5
+
+    def run(seed):
+        return dpm_sample(score, x, scheduler, num_steps=50, clip=False, snapshots=2, stochastic=True,
+                          generator=torch.Generator().manual_seed(seed)).samples
+
+    out = run(1)
+    assert float(out.mean()) == pytest.approx(mu, abs=0.01)
+    assert float(out.var()) == pytest.approx(s ** 2, rel=0.05)
+    assert torch.equal(run(1), out) and not torch.equal(run(2), out)
+    ode = dpm_sample(score, x, scheduler, num_steps=50, clip=False, snapshots=2).samples
+    assert not torch.allclose(ode, out, atol=1e-3)  # the noise is really injected
+
+
+@pytest.mark.parametrize("sampler", ["dpm", "dpm-sde"])
+def test_dpm_sampler_runs_on_a_score_model_and_counts_its_calls(tiny_score, tiny_ddpm, sampler):
     from lab.experiments.denoise.config import DenoiseConfig
     from lab.experiments.denoise.sample import run_denoise
 
-    config = DenoiseConfig(model=str(tiny_score), sampler="dpm", steps=4, num_images=2, snapshots=3, device="cpu")
+    config = DenoiseConfig(model=str(tiny_score), sampler=sampler, steps=4, num_images=2, snapshots=3, device="cpu")
     result = run_denoise(config)
     assert result.trajectory.samples.shape == (2, 1, 28, 28) and config.total_steps(10) == 4
+    assert torch.equal(run_denoise(config).trajectory.samples, result.trajectory.samples)  # seeded
     with pytest.raises(Exception, match="DPM-Solver"):
-        run_denoise(DenoiseConfig(model=str(tiny_ddpm), sampler="dpm", steps=4, num_images=1, device="cpu"))
+        run_denoise(DenoiseConfig(model=str(tiny_ddpm), sampler=sampler, steps=4, num_images=1, device="cpu"))

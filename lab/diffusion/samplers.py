@@ -232,19 +232,24 @@ def pc_sample(model, x: torch.Tensor, scheduler, num_steps: int = 500, corrector
 
 @torch.no_grad()
 def dpm_sample(model, x: torch.Tensor, scheduler, num_steps: int = 25, clip: bool = True,
-               snapshots: int = 10, progress: ProgressFn | None = None) -> Trajectory:
+               snapshots: int = 10, progress: ProgressFn | None = None, stochastic: bool = False,
+               generator: torch.Generator | None = None) -> Trajectory:
     """The probability-flow ODE of a variance-exploding score model, solved with DPM-Solver++(2M) (Lu et al. 2022)
     on Karras et al.'s σ schedule from the model's σ_max to 0: diffusers' ``EDMDPMSolverMultistepScheduler``,
     deterministic, ``num_steps`` network calls. The score s(x, σ) gives the denoised image D = x + σ² s (Tweedie);
     the scheduler takes it as EDM's raw output F = (D − c_skip x) / c_out, which it maps back to D. ``clip``
-    clamps D to [-1, 1] at each step (its thresholding at 1.0, like DDIM's clipped x̂₀)."""
+    clamps D to [-1, 1] at each step (its thresholding at 1.0, like DDIM's clipped x̂₀). ``stochastic``: the
+    reverse SDE instead of the ODE, with SDE-DPM-Solver++(2M) (Lu et al. 2022, §5; k-diffusion's
+    ``dpmpp_2m_sde``), fresh noise from ``generator`` at each step — the same calls, and the noise corrects
+    errors of the earlier steps as a predictor–corrector's Langevin step does."""
     from diffusers import EDMDPMSolverMultistepScheduler
 
     if not 1 <= num_steps <= 10_000:
         raise LabError(f"DPM-Solver steps must be between 1 and 10000, not {num_steps}.")
     c = scheduler.config
     dpm = EDMDPMSolverMultistepScheduler(sigma_min=c.sigma_min, sigma_max=c.sigma_max, solver_order=2,
-                                         algorithm_type="dpmsolver++", thresholding=clip, sample_max_value=1.0,
+                                         algorithm_type="sde-dpmsolver++" if stochastic else "dpmsolver++",
+                                         thresholding=clip, sample_max_value=1.0,
                                          final_sigmas_type="zero")
     dpm.set_timesteps(num_steps, device=x.device)
     sigma_data = dpm.config.sigma_data
@@ -255,8 +260,8 @@ def dpm_sample(model, x: torch.Tensor, scheduler, num_steps: int = 25, clip: boo
         denoised = x + sigma ** 2 * predict(model, x, sigma)
         c_skip = sigma_data ** 2 / (sigma ** 2 + sigma_data ** 2)
         c_out = sigma * sigma_data / (sigma ** 2 + sigma_data ** 2) ** 0.5
-        x = dpm.step((denoised - c_skip * x) / c_out, t, x).prev_sample
+        x = dpm.step((denoised - c_skip * x) / c_out, t, x, generator=generator).prev_sample
         record(i + 1, x, f"sigma={float(dpm.sigmas[i + 1]):.3g}" if i < num_steps - 1 else "x0")
         if progress is not None:
-            progress(i + 1, num_steps, "DPM-Solver")
+            progress(i + 1, num_steps, "SDE-DPM-Solver" if stochastic else "DPM-Solver")
     return record.result(x)

@@ -268,11 +268,22 @@ def update_metrics(folder: Path, metrics: dict) -> None:
     (folder / "README.md").write_text(model_card(folder.name, info))
 
 
+def card_tags(info: dict) -> list[str]:
+    """The Hub tags of a model card: per kind, and for score models per formulation (NCSN's discrete levels, or
+    the VE SDE — with EDM's preconditioning when it has it)."""
+    kind = info.get("kind", "model")
+    if kind == "score":
+        score = info.get("score", {})
+        formulation = (["score-sde"] + (["edm"] if score.get("preconditioning") else [])
+                       if score.get("continuous") else ["ncsn"])
+        return ["diffusers", "score-matching", *formulation, "unconditional-image-generation"]
+    return {"ddpm": ["diffusers", "ddpm", "unconditional-image-generation"],
+            "gan": ["dcgan", "gan", "unconditional-image-generation"]}.get(kind, [kind])
+
+
 def model_card(name: str, info: dict) -> str:
     kind = info.get("kind", "model")
-    tags = {"ddpm": ["diffusers", "ddpm", "unconditional-image-generation"],
-            "gan": ["dcgan", "gan", "unconditional-image-generation"],
-            "score": ["diffusers", "score-matching", "ncsn", "unconditional-image-generation"]}.get(kind, [kind])
+    tags = card_tags(info)
     data = info.get("data", {})
     train = info.get("train_config", {})
     lines = ["---", "library_name: diffusers" if kind in ("ddpm", "score") else "library_name: pytorch",

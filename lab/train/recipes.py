@@ -82,8 +82,8 @@ def train_diffusion(kind: str, out: Path, data: str = "mnist", split: str = "tra
                            f"SDE with EDM's preconditioning and loss (Karras et al. 2022: σ_data = {sigma_data}, "
                            f"ln σ ~ N({loss.p_mean:.2f}, {loss.p_std}²) while training); sampled from σ_max = {sigma_max} (the largest "
                            f"distance between two training images, NCSNv2 technique 1) with DPM-Solver on the "
-                           f"probability-flow ODE, predictor–corrector, or annealed Langevin over the {levels} levels "
-                           f"of the overlap rule (technique 2).")
+                           f"probability-flow ODE or the reverse SDE, predictor–corrector, or annealed Langevin over "
+                           f"the {levels} levels of the overlap rule (technique 2).")
         else:
             loss = ScoreMatchingLoss(sigmas)
             description = (f"A score model s(x, σ) on {ds.name}: denoising score matching over {levels} geometric "

@@ -295,7 +295,8 @@ def build() -> None:
                                                      list_models("ddpm") else None))
             sampler = GRID.widget("sampler", kind="radio",
                                   info="DDPM models: ddim or ddpm; score models: pc (predictor–corrector), dpm "
-                                       "(DPM-Solver on the probability-flow ODE) or langevin.")
+                                       "(DPM-Solver on the probability-flow ODE), dpm-sde (on the "
+                                       "reverse SDE) or langevin.")
             steps = GRID.widget("steps")
             eta = GRID.widget("eta")
             with gr.Accordion("Predictor–corrector (score models)", open=False):

@@ -8,7 +8,7 @@ from lab.errors import LabError
 from lab.metrics import FEATURE_NETWORKS
 from lab.params import Params, param
 
-SAMPLERS = {"ddpm": ["ddim", "ddpm"], "score": ["pc", "dpm", "langevin"]}
+SAMPLERS = {"ddpm": ["ddim", "ddpm"], "score": ["pc", "dpm", "dpm-sde", "langevin"]}
 MAX_IMAGES = 10_000
 
 
@@ -18,10 +18,11 @@ class DenoiseConfig(Params):
     model: str = param("ddpm-mnist", "a shipped model's name, a model folder or (online) a Hub id", label="Model",
                        always=True)
     sampler: str = param("ddim", "ddim or ddpm for DDPM models; pc (predictor–corrector), dpm (the probability-flow "
-                                 "ODE with DPM-Solver++) or langevin (annealed Langevin) for score models (CLI "
-                                 "default: what the model's card recommends)",
-                         choices=("ddim", "ddpm", "pc", "dpm", "langevin"), label="Sampler")
-    steps: int = param(50, "DDPM/DDIM steps, the predictor steps of pc, or the DPM-Solver steps", low=1, high=1000,
+                                 "ODE with DPM-Solver++), dpm-sde (the reverse SDE with SDE-DPM-Solver++) or "
+                                 "langevin (annealed Langevin) for score models (CLI default: what the model's card "
+                                 "recommends)",
+                         choices=("ddim", "ddpm", "pc", "dpm", "dpm-sde", "langevin"), label="Sampler")
+    steps: int = param(50, "DDPM/DDIM steps, the predictor steps of pc, or the (SDE-)DPM-Solver steps", low=1, high=1000,
                        label="Steps (DDPM / DDIM / PC / DPM)")
     eta: float = param(0.0, "DDIM η (0 = deterministic)", low=0.0, high=1.0, step=0.05, label="DDIM η (0 = deterministic)")
     langevin_steps: int = param(100, "annealed Langevin steps per noise level (T = 100 as in Song & Ermon; 20 "
@@ -46,10 +47,11 @@ class DenoiseConfig(Params):
 
     def check_model(self, kind: str) -> None:
         if self.sampler not in SAMPLERS[kind]:
-            names = {"langevin": "annealed Langevin", "pc": "predictor–corrector", "dpm": "DPM-Solver"}
+            names = {"langevin": "annealed Langevin", "pc": "predictor–corrector", "dpm": "DPM-Solver",
+                     "dpm-sde": "SDE-DPM-Solver"}
             hint = (f"{names.get(self.sampler, self.sampler)} needs a score model (e.g. score-mnist)" if kind == "ddpm"
-                    else "a score model is sampled with predictor–corrector ('pc'), DPM-Solver ('dpm') or annealed "
-                         "Langevin ('langevin')")
+                    else "a score model is sampled with predictor–corrector ('pc'), DPM-Solver on the ODE ('dpm') "
+                         "or the SDE ('dpm-sde'), or annealed Langevin ('langevin')")
             raise LabError(f"Sampler {self.sampler!r} does not fit {kind} model {self.model!r}: {hint}. "
                            f"Samplers for it: {', '.join(SAMPLERS[kind])}.")
 

@@ -67,7 +67,13 @@ def _dpm(model, config, noise, g, snapshots, progress):
     return dpm_sample(model.unet, noise, model.scheduler, config.steps, snapshots=snapshots, progress=progress)
 
 
-SAMPLER_FUNCTIONS = {"ddpm": _ddpm, "ddim": _ddim, "langevin": _langevin, "pc": _pc, "dpm": _dpm}
+def _dpm_sde(model, config, noise, g, snapshots, progress):
+    return dpm_sample(model.unet, noise, model.scheduler, config.steps, snapshots=snapshots, progress=progress,
+                      stochastic=True, generator=g)
+
+
+SAMPLER_FUNCTIONS = {"ddpm": _ddpm, "ddim": _ddim, "langevin": _langevin, "pc": _pc, "dpm": _dpm,
+                     "dpm-sde": _dpm_sde}
 
 
 def sample(model: LoadedModel, config: DenoiseConfig, noise: torch.Tensor, snapshots: int = 2,
