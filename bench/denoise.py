@@ -38,7 +38,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from lab.config import cpu_name  # noqa: E402
-from lab.experiments.denoise.config import DenoiseConfig  # noqa: E402
+from lab.experiments.denoise.config import SAMPLER_NAMES, DenoiseConfig  # noqa: E402
 from lab.experiments.denoise.quality import run_quality  # noqa: E402
 from lab.experiments.denoise.sample import load_for, run_denoise  # noqa: E402
 
@@ -79,11 +79,7 @@ def describe(config: DenoiseConfig) -> str:
         return f"predictor-corrector, {config.steps} steps, {config.corrector_steps} corrector, snr {config.snr}"
     if config.sampler == "langevin":
         return f"annealed Langevin, {config.langevin_steps} steps per level, eps {config.langevin_eps:g}"
-    if config.sampler in ("dpm", "dpm-sde"):
-        solver = "SDE-DPM-Solver++(2M) on the reverse SDE" if config.sampler == "dpm-sde" else \
-            "DPM-Solver++(2M) on the probability-flow ODE"
-        return f"{solver}, {config.steps} steps"
-    return f"{config.sampler} {config.steps} steps"
+    return f"{SAMPLER_NAMES[config.sampler]}, {config.steps} steps"
 
 
 def t_sweep(quick: bool, device: str) -> dict:

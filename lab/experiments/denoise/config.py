@@ -9,6 +9,9 @@ from lab.metrics import FEATURE_NETWORKS
 from lab.params import Params, param
 
 SAMPLERS = {"ddpm": ["ddim", "ddpm"], "score": ["pc", "dpm", "dpm-sde", "langevin"]}
+SAMPLER_NAMES = {"ddim": "DDIM", "ddpm": "DDPM ancestral sampling", "pc": "predictor–corrector",
+                 "dpm": "DPM-Solver++(2M) on the probability-flow ODE",
+                 "dpm-sde": "SDE-DPM-Solver++(2M) on the reverse SDE", "langevin": "annealed Langevin"}
 MAX_IMAGES = 10_000
 
 
@@ -21,7 +24,7 @@ class DenoiseConfig(Params):
                                  "ODE with DPM-Solver++), dpm-sde (the reverse SDE with SDE-DPM-Solver++) or "
                                  "langevin (annealed Langevin) for score models (CLI default: what the model's card "
                                  "recommends)",
-                         choices=("ddim", "ddpm", "pc", "dpm", "dpm-sde", "langevin"), label="Sampler")
+                         choices=tuple(name for names in SAMPLERS.values() for name in names), label="Sampler")
     steps: int = param(50, "DDPM/DDIM steps, the predictor steps of pc, or the (SDE-)DPM-Solver steps", low=1, high=1000,
                        label="Steps (DDPM / DDIM / PC / DPM)")
     eta: float = param(0.0, "DDIM η (0 = deterministic)", low=0.0, high=1.0, step=0.05, label="DDIM η (0 = deterministic)")
@@ -47,9 +50,8 @@ class DenoiseConfig(Params):
 
     def check_model(self, kind: str) -> None:
         if self.sampler not in SAMPLERS[kind]:
-            names = {"langevin": "annealed Langevin", "pc": "predictor–corrector", "dpm": "DPM-Solver",
-                     "dpm-sde": "SDE-DPM-Solver"}
-            hint = (f"{names.get(self.sampler, self.sampler)} needs a score model (e.g. score-mnist)" if kind == "ddpm"
+            hint = (f"{SAMPLER_NAMES.get(self.sampler, self.sampler)} needs a score model (e.g. score-mnist)"
+                    if kind == "ddpm"
                     else "a score model is sampled with predictor–corrector ('pc'), DPM-Solver on the ODE ('dpm') "
                          "or the SDE ('dpm-sde'), or annealed Langevin ('langevin')")
             raise LabError(f"Sampler {self.sampler!r} does not fit {kind} model {self.model!r}: {hint}. "
