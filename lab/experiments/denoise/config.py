@@ -50,12 +50,11 @@ class DenoiseConfig(Params):
 
     def check_model(self, kind: str) -> None:
         if self.sampler not in SAMPLERS[kind]:
-            hint = (f"{SAMPLER_NAMES.get(self.sampler, self.sampler)} needs a score model (e.g. score-mnist)"
-                    if kind == "ddpm"
-                    else "a score model is sampled with predictor–corrector ('pc'), DPM-Solver on the ODE ('dpm') "
-                         "or the SDE ('dpm-sde'), or annealed Langevin ('langevin')")
-            raise LabError(f"Sampler {self.sampler!r} does not fit {kind} model {self.model!r}: {hint}. "
-                           f"Samplers for it: {', '.join(SAMPLERS[kind])}.")
+            wrong = (f"{SAMPLER_NAMES.get(self.sampler, self.sampler)} needs a score model (e.g. score-mnist); "
+                     if kind == "ddpm" else "")
+            fitting = ", ".join(f"{SAMPLER_NAMES[name]} ('{name}')" for name in SAMPLERS[kind])
+            raise LabError(f"Sampler {self.sampler!r} does not fit {kind} model {self.model!r}: {wrong}a {kind} model "
+                           f"is sampled with {fitting}.")
 
     def total_steps(self, levels: int | None) -> int:
         """Network calls per image: the DDPM/DDIM steps, or Langevin steps × ``levels`` (+ the final step)."""
