@@ -30,6 +30,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage
 EXPORT_LINKS = ("xpath=//label[@data-testid='block-label'][starts-with(normalize-space(.), 'Export')]"
                 "/ancestor::div[contains(concat(' ', @class, ' '), ' block ')][1]//a[@data-testid='download-link']")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+STEPS = "Steps (DDPM / DDIM / PC / DPM)"  # the Denoising tab's steps slider
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on PATH (Debian: apt-get install chromium)")]
@@ -88,6 +89,20 @@ def on_tab(page, name: str, artifact: str):
     finally:
         with contextlib.suppress(Exception):
             page.screenshot(path=str(ARTIFACTS / f"{artifact}.png"), full_page=True)
+
+
+@contextlib.contextmanager
+def sampler_for_the_test(page, sampler: str, steps: int):
+    """Select ``sampler`` and ``steps`` on the Denoising tab; afterwards (passed or failed) put back what was set."""
+    was = next(name for name in ("ddim", "ddpm") if visible(page.get_by_label(name, exact=True)).is_checked())
+    was_steps = visible(page.locator(f'input[aria-label="number input for {STEPS}"]')).input_value()
+    visible(page.get_by_label(sampler, exact=True)).check()
+    set_value(page, STEPS, steps)
+    try:
+        yield
+    finally:
+        visible(page.get_by_label(was, exact=True)).check()
+        set_value(page, STEPS, was_steps)
 
 
 def visible(locator):
@@ -301,7 +316,7 @@ def test_app_opens_on_the_denoising_tab(page):
 @shipped("ddpm-mnist")
 def test_denoising_tab(page):
     with on_tab(page, "Denoising steps", "denoise"):
-        set_value(page, "Steps (DDPM / DDIM / PC / DPM)", 10)
+        set_value(page, STEPS, 10)
         # a typed number beyond the slider's range is clamped by the slider: a note beside it says so
         box = visible(page.locator('input[aria-label="number input for Number of images (rows)"]'))
         box.fill("50")
@@ -343,9 +358,7 @@ def test_a_long_run_shows_its_estimate_first(page, runs_dir):
     comes close to the 10-minute limit, and the gate rightly lets it start): the tab answers with an estimate and a
     Run-anyway button."""
     before = set(runs_dir.iterdir())
-    with on_tab(page, "Denoising steps", "estimate"):
-        visible(page.get_by_label("ddpm", exact=True)).check()
-        set_value(page, "Steps (DDPM / DDIM / PC / DPM)", 1000)
+    with on_tab(page, "Denoising steps", "estimate"), sampler_for_the_test(page, "ddpm", 1000):
         open_accordion(page, "Quality: FID / KID and classifier measures")
         assert_hint_instead_of_placeholders(page, "Metrics", "Compute the quality")
         box = visible(page.locator('input[aria-label="number input for Samples (n)"]'))
@@ -360,16 +373,12 @@ def test_a_long_run_shows_its_estimate_first(page, runs_dir):
         assert anyway.is_visible()
         block_of(page, "Samples (n)").scroll_into_view_if_needed()
         assert visible(page.get_by_text(re.compile(r"Lower n to [\d,]+ for about"))).is_visible()
-        visible(page.get_by_label("ddim", exact=True)).check()
-        set_value(page, "Steps (DDPM / DDIM / PC / DPM)", 50)
     assert not [f for f in set(runs_dir.iterdir()) - before if f.name.endswith("denoise-quality")], "it started"
 
 
 @shipped("ddpm-mnist")
 def test_stop_reads_stopped_after_step_k_of_n_and_is_no_error(page):
-    with on_tab(page, "Denoising steps", "stop"):
-        visible(page.get_by_label("ddpm", exact=True)).check()
-        set_value(page, "Steps (DDPM / DDIM / PC / DPM)", 1000)
+    with on_tab(page, "Denoising steps", "stop"), sampler_for_the_test(page, "ddpm", 1000):
         set_value(page, "Number of images (rows)", 16)
         click_button(page, "Generate")
         page.wait_for_timeout(4_000)   # sampling has begun
@@ -378,8 +387,6 @@ def test_stop_reads_stopped_after_step_k_of_n_and_is_no_error(page):
         page.wait_for_timeout(1_500)   # any error badge or toast would show by now
         assert re.search(r"Stopped after step [\d,]+ of 1,000", page.inner_text("body"))
         assert_no_error_shown(page)
-        visible(page.get_by_label("ddim", exact=True)).check()
-        set_value(page, "Steps (DDPM / DDIM / PC / DPM)", 10)
 
 
 @needs_mnist
