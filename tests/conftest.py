@@ -136,3 +136,27 @@ def tiny_ddpm(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_score(tmp_path_factory):
     return _tiny_diffusion(tmp_path_factory.mktemp("tiny") / "tiny-score", "score")
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models: one thread is faster, and does not stall when the cores are busy (modules that want it for every
+    test say ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> Path:
+    """An untrained lab-clip-tiny in open_clip's local-dir layout (with the lab's vocabulary)."""
+    import open_clip
+
+    from lab.clip import ARCH, save_clip_folder, vocabulary
+
+    torch.manual_seed(0)
+    model, _, _ = open_clip.create_model_and_transforms(ARCH)
+    folder = tmp_path_factory.mktemp("clip") / "tiny-clip"
+    save_clip_folder(folder, model, {"size": 32, "mean": [0.5] * 3, "std": [0.5] * 3}, vocabulary())
+    return folder

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import open_clip
 import pytest
@@ -10,28 +9,11 @@ import torch
 import torch.nn.functional as F
 from conftest import ROOT, needs_checkpoints, needs_mnist
 
-from lab.clip import ARCH, load_clip, resolve_clip, save_clip_folder, vocabulary
+from lab.clip import ARCH, load_clip, resolve_clip, vocabulary
 from lab.clip.vocab import captions, check_prompt
 from lab.errors import LabError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is faster, and does not stall when the cores are busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="session")
-def tiny_clip(tmp_path_factory) -> Path:
-    """An untrained lab-clip-tiny in open_clip's local-dir layout (with the lab's vocabulary)."""
-    torch.manual_seed(0)
-    model, _, _ = open_clip.create_model_and_transforms(ARCH)
-    folder = tmp_path_factory.mktemp("clip") / "tiny-clip"
-    save_clip_folder(folder, model, {"size": 32, "mean": [0.5] * 3, "std": [0.5] * 3}, vocabulary())
-    return folder
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_architecture_is_registered_with_open_clip():

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from conftest import needs_checkpoints, needs_mnist, needs_utkface
 from PIL import Image
-from test_clip import _one_thread, tiny_clip  # noqa: F401 — shared fixtures
 from test_faceid import needs_face_api
 
 from lab.clip import load_clip
@@ -30,6 +29,8 @@ from lab.train.diffusionclip import (
     generate,
     structure_map,
 )
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class StubClip(torch.nn.Module):

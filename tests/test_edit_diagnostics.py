@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from conftest import needs_mnist
-from test_clip import tiny_clip  # noqa: F401 — shared fixture
 from lab.experiments.edit.diagnose import OracleLoss, clip_pixel_edit, path_cosines
 
 

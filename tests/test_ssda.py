@@ -7,7 +7,6 @@ import pytest
 import torch
 from conftest import ROOT, needs_checkpoints, needs_mnist, tiny_editor
 from PIL import Image
-from test_clip import _one_thread  # noqa: F401 — autouse: one thread per test
 
 from lab.data.imageset import ImageSet
 from lab.errors import LabError
@@ -17,6 +16,8 @@ from lab.experiments.ssda.result import load_result
 from lab.experiments.ssda.run import run_ssda
 from lab.experiments.ssda.translate import translate
 from lab.train.cnn import CNNTrainConfig, make_cnn, train_cnn
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_cnn_layers_match_the_seed_description():
