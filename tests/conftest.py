@@ -42,6 +42,20 @@ needs_usps = pytest.mark.skipif(not _has("usps/usps.h5"), reason="usps.h5 not in
 needs_utkface = pytest.mark.skipif(not _has("utkface/images"), reason="UTKFace not in LAB_DATA_DIR")
 
 
+def _face_api_on_disk() -> bool:
+    from lab.errors import LabError
+    from lab.models.faceid import face_api_folder
+
+    try:
+        return face_api_folder() is not None
+    except LabError:
+        return False
+
+
+needs_face_api = pytest.mark.skipif(not _face_api_on_disk(), reason="face-api weights not in LAB_WEIGHTS_DIR/face-api "
+                                                                   "(nor LAB_DATA_DIR/../weights/face-api)")
+
+
 def _shipped(name: str) -> bool:
     folder = ROOT / "checkpoints" / name
     return any((folder / f).exists() for f in ("model_index.json", "training.json", "open_clip_config.json"))

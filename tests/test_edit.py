@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import needs_checkpoints, needs_mnist, needs_utkface
+from conftest import needs_checkpoints, needs_face_api, needs_mnist, needs_utkface
 from PIL import Image
-from test_faceid import needs_face_api
 
 from lab.clip import load_clip
 from lab.data.images import check_image

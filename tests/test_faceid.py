@@ -5,23 +5,12 @@ import shutil
 
 import pytest
 import torch
-from conftest import needs_utkface
+from conftest import needs_face_api, needs_utkface
 
 from lab.data import load_dataset
 from lab.errors import LabError
 from lab.models.faceid import MANIFEST, SAME_PERSON, face_api_folder, load_face_api
 from lab.train.diffusionclip import DiffusionClipLoss, FaceIdentity
-
-
-def _folder():
-    try:
-        return face_api_folder()
-    except LabError:
-        return None
-
-
-needs_face_api = pytest.mark.skipif(_folder() is None, reason="face-api weights not in LAB_WEIGHTS_DIR/face-api "
-                                                               "(nor LAB_DATA_DIR/../weights/face-api)")
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +50,7 @@ def test_missing_weights_say_where_to_put_them(tmp_path, monkeypatch):
 @needs_face_api
 def test_damaged_weights_are_named(tmp_path):
     folder = tmp_path / "face-api"
-    shutil.copytree(_folder(), folder)
+    shutil.copytree(face_api_folder(), folder)
     blob = folder / "face_recognition_model.bin"
     blob.write_bytes(blob.read_bytes()[:100_000])
     with pytest.raises(LabError, match="cannot be read"):

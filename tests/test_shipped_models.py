@@ -3,8 +3,7 @@ are digits, garments and faces that the lab's judges recognise. Skipped (with th
 not shipped."""
 import pytest
 import torch
-from conftest import needs_checkpoints, needs_mnist, needs_utkface
-from test_faceid import needs_face_api
+from conftest import needs_checkpoints, needs_face_api, needs_mnist, needs_utkface
 
 from lab.data import load_dataset
 from lab.diffusion.samplers import ddim_invert, ddim_sample
