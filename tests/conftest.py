@@ -174,3 +174,12 @@ def tiny_clip(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("clip") / "tiny-clip"
     save_clip_folder(folder, model, {"size": 32, "mean": [0.5] * 3, "std": [0.5] * 3}, vocabulary())
     return folder
+
+
+@pytest.fixture(scope="session")
+def bad_files(tmp_path_factory) -> dict[str, Path]:
+    """Broken images, odd modes, a decompression bomb, a folder that is not a model and damaged model copies, made
+    once for the bad-input and validator tests (tests/helpers/bad_files.py)."""
+    from helpers.bad_files import make_bad_files
+
+    return make_bad_files(tmp_path_factory.mktemp("bad-input"))

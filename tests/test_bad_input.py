@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port, needs_checkpoints
-from helpers.bad_files import make_bad_files
+from helpers.bad_files import LONG, NAN
 
 SHIPPED = ["ddpm-mnist", "cfg-mnist", "classifier-mnist", "clip-lab", "diffusionclip-mnist-sketch"]
 pytestmark = needs_checkpoints(*SHIPPED)
@@ -50,9 +50,7 @@ BASES = {"/denoise_grid": DENOISE, "/denoise_sweep": {**DENOISE, "step_counts": 
          "/edit_vocabulary": dict(clip="clip-lab", clip_pretrained=""), "/_on_formulation": dict(formulation="x"),
          "/_on_method": dict(method="cfg")}
 
-LONG = "x" * 10_000
 OUTSIDE = "outside the allowed folders"
-NAN = "nan"  # JSON cannot carry a float NaN, so the API client sends it as text (as a raw request could)
 # Values starting with "@" are files made by the `files` fixture; "@upload:a,b" uploads those files.
 CASES = [
     # Denoising steps — numbers
@@ -186,11 +184,6 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    return make_bad_files(tmp_path_factory.mktemp("bad-input"))
-
-
 def resolve(value, files):
     from gradio_client import handle_file
 
@@ -227,10 +220,10 @@ def assert_clear(message: str, expect: str) -> None:
 
 
 @pytest.mark.parametrize("case, api, change, expect", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_gets_a_clear_message_and_the_server_keeps_answering(client, files, case, api, change, expect):
+def test_bad_input_gets_a_clear_message_and_the_server_keeps_answering(client, bad_files, case, api, change, expect):
     from gradio_client.exceptions import AppError
 
-    kwargs = {**BASES[api], **{k: resolve(v, files) for k, v in change.items()}}
+    kwargs = {**BASES[api], **{k: resolve(v, bad_files) for k, v in change.items()}}
     if expect is None or expect.startswith("OK:"):  # converted, or a note rather than an error: it must work
         result = client.predict(**kwargs, api_name=api)
         assert result is not None
@@ -243,14 +236,14 @@ def test_bad_input_gets_a_clear_message_and_the_server_keeps_answering(client, f
     still_answers(client)
 
 
-def test_an_upload_over_the_size_limit_is_refused_by_the_server(client, files):
+def test_an_upload_over_the_size_limit_is_refused_by_the_server(client, bad_files):
     """Gradio refuses a file over max_file_size (413) before any handler sees it; the server keeps answering."""
     from gradio_client import handle_file
 
     from app import MAX_FILE_SIZE, launch_kwargs
 
     assert launch_kwargs()["max_file_size"] == MAX_FILE_SIZE == "20mb" and launch_kwargs()["show_error"] is False
-    huge = files["root"] / "huge.png"
+    huge = bad_files["root"] / "huge.png"
     with huge.open("wb") as f:
         f.truncate(21 * 1024 * 1024)
     with pytest.raises(Exception, match=r"(?i)413|too large|exceeds|maximum"):

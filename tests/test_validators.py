@@ -8,27 +8,19 @@ import re
 
 import pytest
 from conftest import ROOT, needs_checkpoints
-from helpers.bad_files import CHECKPOINTS, make_bad_files
+from helpers.bad_files import CHECKPOINTS, LONG, NAN
 from PIL import Image
 
 from lab.errors import LabError
 
-LONG = "x" * 10_000
-NAN = "nan"  # as the API client sends a NaN (JSON cannot carry one)
-
 pytestmark = needs_checkpoints("ddpm-mnist", "cfg-mnist", "classifier-mnist", "clip-lab")  # damaged copies
 
 
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    return make_bad_files(tmp_path_factory.mktemp("bad-input"))
-
-
-def test_open_image_refuses_bombs_tiny_broken_files_and_converts_modes(files):
+def test_open_image_refuses_bombs_tiny_broken_files_and_converts_modes(bad_files):
     from lab.data.sources import MAX_IMAGE_PIXELS, image_to_tensor, open_image, to_standard_mode
 
     assert Image.MAX_IMAGE_PIXELS == MAX_IMAGE_PIXELS == 40_000_000
-    images = files["images"]
+    images = bad_files["images"]
     for name, message in [("bomb.png", "too large.*at most 40 megapixels"), ("big.png", r"too large \(7000×7000 px\)"),
                           ("tiny.png", "only 1×1 px"), ("corrupt.png", "not a readable image"),
                           ("truncated.png", "damaged, truncated or not an image")]:
@@ -43,13 +35,13 @@ def test_open_image_refuses_bombs_tiny_broken_files_and_converts_modes(files):
     assert to_standard_mode(Image.new("F", (8, 8), 0.5)).mode == "L"
 
 
-def test_user_paths_must_lie_inside_the_allowed_folders(files, monkeypatch, tmp_path):
+def test_user_paths_must_lie_inside_the_allowed_folders(bad_files, monkeypatch, tmp_path):
     from lab.config import allowed_roots, inside_allowed
     from lab.models.store import check_model_source
 
     monkeypatch.delenv("LAB_MODEL_ROOTS", raising=False)
     assert CHECKPOINTS.resolve() in allowed_roots()
-    for bad in ("/etc", "../../etc/passwd", str(files["not_a_model"]), str(CHECKPOINTS / ".." / "lab")):
+    for bad in ("/etc", "../../etc/passwd", str(bad_files["not_a_model"]), str(CHECKPOINTS / ".." / "lab")):
         with pytest.raises(LabError, match="outside the allowed folders.*LAB_MODEL_ROOTS"):
             inside_allowed(bad, "The model")
     link = tmp_path / "escape"
@@ -65,22 +57,22 @@ def test_user_paths_must_lie_inside_the_allowed_folders(files, monkeypatch, tmp_
                          ("nope", "No model folder")]:
         with pytest.raises(LabError, match=message):
             check_model_source(bad)
-    monkeypatch.setenv("LAB_MODEL_ROOTS", str(files["root"]))
-    assert check_model_source(str(files["not_a_model"]))  # allowed now; loading it says what is missing
+    monkeypatch.setenv("LAB_MODEL_ROOTS", str(bad_files["root"]))
+    assert check_model_source(str(bad_files["not_a_model"]))  # allowed now; loading it says what is missing
 
 
-def test_damaged_weights_are_named(files):
+def test_damaged_weights_are_named(bad_files):
     from lab.models.store import damaged_weights, load_classifier, load_diffusion
 
     assert damaged_weights(CHECKPOINTS / "ddpm-mnist") is None
-    message = damaged_weights(files["truncated"] / "ddpm-mnist")
+    message = damaged_weights(bad_files["truncated"] / "ddpm-mnist")
     assert "unet/diffusion_pytorch_model.safetensors is damaged" in message and "re-download" in message
     with pytest.raises(LabError, match="is damaged"):
-        load_diffusion(files["truncated"] / "ddpm-mnist")
+        load_diffusion(bad_files["truncated"] / "ddpm-mnist")
     with pytest.raises(LabError, match="is damaged"):
-        load_classifier(files["truncated"] / "classifier-mnist")
+        load_classifier(bad_files["truncated"] / "classifier-mnist")
     with pytest.raises(LabError, match="not a diffusion model folder: it needs model_index.json"):
-        load_diffusion(files["not_a_model"])
+        load_diffusion(bad_files["not_a_model"])
 
 
 def test_numbers_and_prompts_are_checked():

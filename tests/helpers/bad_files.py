@@ -12,6 +12,9 @@ from conftest import ROOT
 from PIL import Image
 
 CHECKPOINTS = ROOT / "checkpoints"
+LONG = "x" * 10_000  # an over-long text or path
+NAN = "nan"  # JSON cannot carry a float NaN, so the API client sends it as text (as a raw request could)
+
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
