@@ -18,6 +18,7 @@ from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 
+from lab.device import training_attention
 from lab.errors import Cancelled, LabError
 from lab.progress import ProgressFn
 from lab.train.config import TrainConfig
@@ -79,6 +80,7 @@ def fit(model: torch.nn.Module, loss_fn: torch.nn.Module, images: torch.Tensor, 
         log.info("resumed from %s at step %d", checkpoint_dir, state["step"])
     trained, opt_p, sched_p = accelerator.prepare(model, opt, sched)
     main = accelerator.is_main_process
+    bf16 = accelerator.mixed_precision == "bf16"
 
     def save() -> None:
         if checkpoint_dir is not None and main:
@@ -96,7 +98,7 @@ def fit(model: torch.nn.Module, loss_fn: torch.nn.Module, images: torch.Tensor, 
                 x = images[index].to(device, non_blocking=True)
                 y = labels[index].to(device, non_blocking=True)
                 gen = torch.Generator(device).manual_seed(config.seed * 1_000_003 + draw)
-                with accelerator.accumulate(trained):
+                with accelerator.accumulate(trained), training_attention(device, bf16):
                     with accelerator.autocast():
                         loss = loss_fn(trained, x, y, gen)
                     if not torch.isfinite(loss):
