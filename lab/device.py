@@ -47,8 +47,9 @@ def autocast_for(device: torch.device, cpu_bf16: bool = False):
 
 def training_attention(device: torch.device, bf16: bool):
     """The attention kernel for a training step. On CPU under bf16 autocast PyTorch's default (flash) kernel is
-    slow backwards: the math kernel makes a whole ``ddpm-mnist`` step (batch 128, attention at 7 x 7) 1.4x faster
-    (1.45 -> 1.06 s on 2 threads, docs/RESULTS.md); in fp32, on CUDA and when sampling the default stays best."""
+    slow backwards: the math kernel makes a whole ``ddpm-mnist`` training step (batch 128, attention at 7 x 7) 1.45x
+    faster (1.41-1.47 -> 1.00 s on 2 threads, docs/RESULTS.md); in fp32, on CUDA and when sampling the default
+    stays best."""
     if bf16 and device.type == "cpu":
         from torch.nn.attention import SDPBackend, sdpa_kernel
         return sdpa_kernel(SDPBackend.MATH)
