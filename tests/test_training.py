@@ -125,3 +125,35 @@ def test_cpu_bf16_training_uses_the_math_attention_kernel():
     cpu = torch.device("cpu")
     assert not any("flash" in key for key in _attention_kernels(cpu, bf16=True))
     assert any("flash" in key for key in _attention_kernels(cpu, bf16=False))
+
+
+@pytest.mark.parametrize("flags, native", [("fpu avx2 avx512f avx512_bf16", True), ("fpu amx_bf16 avx2", True),
+                                           ("fpu sse4_2 avx2 avx512f", False)])
+def test_cpu_bf16_is_detected_from_the_cpu_flags_and_an_emulated_one_is_warned_about(monkeypatch, tmp_path,
+                                                                                      caplog, flags, native):
+    """bf16 autocast on a CPU without bf16 instructions is emulated (a ddpm-mnist step 15 s against 1.9 s fp32 on
+    an AVX2 EPYC): the flags say which, and asking for it there logs one warning that says what to do."""
+    import builtins
+
+    import lab.device as device
+    from lab.train.accel import mixed_precision_for
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\n", encoding="utf-8")
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: real_open(cpuinfo if f == "/proc/cpuinfo" else f,
+                                                                      *a, **k))
+    device.cpu_bf16_native.cache_clear()
+    device.warn_slow_cpu_bf16.cache_clear()
+    try:
+        assert device.cpu_bf16_native() is native
+        with caplog.at_level("WARNING", logger="lab.device"):
+            assert mixed_precision_for(torch.device("cpu"), cpu_bf16=True) == "bf16"
+            with device.autocast_for(torch.device("cpu"), cpu_bf16=True):
+                assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+        warnings = [r.getMessage() for r in caplog.records if "bf16" in r.getMessage()]
+        assert len(warnings) == (0 if native else 1)
+        assert native or "Drop --bf16" in warnings[0]
+    finally:
+        device.cpu_bf16_native.cache_clear()
+        device.warn_slow_cpu_bf16.cache_clear()

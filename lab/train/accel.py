@@ -11,7 +11,7 @@ import os
 
 import torch
 
-from lab.device import resolve_device
+from lab.device import resolve_device, warn_slow_cpu_bf16
 
 
 def mixed_precision_for(device: torch.device, cpu_bf16: bool = False) -> str:
@@ -20,7 +20,10 @@ def mixed_precision_for(device: torch.device, cpu_bf16: bool = False) -> str:
         return launched
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_bf16 and device.type == "cpu" else "no"
+    if cpu_bf16 and device.type == "cpu":
+        warn_slow_cpu_bf16()
+        return "bf16"
+    return "no"
 
 
 def accelerator_for(device: str = "auto", cpu_bf16: bool = False, grad_accum: int = 1):

@@ -25,7 +25,7 @@ class TrainConfig(Params):
     device: str = param("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     grad_accum: int = param(1, "gradient accumulation: global batches per optimiser step", low=1, high=1024)
     cpu_bf16: bool = param(False, "bf16 autocast on CPU too (CUDA always uses AMP); faster on CPUs with "
-                                  "AVX512-BF16/AMX", flag="--bf16")
+                                  "AVX512-BF16/AMX, several times slower on CPUs without", flag="--bf16")
     fp16_weights: bool = param(False, "store the final weights in fp16 (half the file size; they load back as "
                                       "fp32)", flag="--fp16-weights")
 

@@ -46,7 +46,8 @@ class DenoiseConfig(Params):
     device: str = param("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps", label="Device")
     batch_size: int = param(250, "images sampled at once", low=1, high=100_000, label="Batch size")
     bf16: bool = param(False, "bf16 autocast on CPU while sampling (about 1.5–2× faster on CPUs with "
-                              "AVX512-BF16/AMX; CUDA always uses mixed precision)", label="bf16 on CPU")
+                              "AVX512-BF16/AMX, several times slower on CPUs without; CUDA always uses mixed "
+                              "precision)", label="bf16 on CPU")
 
     def check_model(self, kind: str) -> None:
         if self.sampler not in SAMPLERS[kind]:
@@ -105,6 +106,7 @@ class TSweepConfig(Params):
     limit: int | None = param(None, "a class-balanced subset of this many training images (none: all)", low=10,
                               high=1_000_000, label="Training images")
     n: int = param(500, "samples per model for FID", low=10, high=MAX_IMAGES, label="Samples (n)")
-    bf16: bool = param(False, "bf16 autocast on CPU while training", label="bf16 on CPU")
+    bf16: bool = param(False, "bf16 autocast on CPU while training (only on CPUs with AVX512-BF16/AMX: "
+                              "several times slower elsewhere)", label="bf16 on CPU")
     seed: int = param(0, "random seed (the same for every T)", low=0, high=2**31 - 1, label="Seed")
     device: str = param("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps", label="Device")
