@@ -5,10 +5,14 @@
     with the digit translator (target < 60 s each);
   * training throughput (images/s, MFU, memory peak) of the shipped UNets at their training batch size;
   * training the shipped DDPMs further for ``--train-minutes`` each (resumable folders under --out; copy them
-    into checkpoints/ with their cards when they are better).
+    into checkpoints/ with their cards when they are better); ``ddpm-mnist``'s run starts from ``--mnist-from``
+    (default the shipped weights; e.g. the newest stage in staging/), and it and its start are measured at
+    ``--measure-n`` samples (DDIM 50, classifier features): ``confident_fraction_ddpm`` (issue 17's target ≥ 0.9 at
+    n = 10,000) before and after.
 
     python bench/device.py                 # on the GPU: about 8 minutes
-    python bench/device.py --smoke         # the same code on the CPU with tiny sizes: under 2 minutes
+    python bench/device.py --mnist-from staging/ddpm-mnist-cont2 --out "$OUT"/device-runs   # what comes back
+    python bench/device.py --smoke         # the same code on the CPU with tiny sizes: about 2 minutes
 
 The last line printed is one JSON object.
 """
@@ -75,34 +79,60 @@ def translation(name: str, editor: str, data: str, n: int, n_reference: int, bat
     return out
 
 
-def train_further(name: str, minutes: float, out: Path, device) -> dict:
-    """Continue a shipped DDPM from its weights for about ``minutes`` (steps from a measured step time)."""
+def train_further(name: str, minutes: float, out: Path, device, init_from: str | None = None,
+                  smoke: bool = False) -> dict:
+    """Continue a shipped DDPM from its weights (or from ``init_from``: a folder of the same network) for about
+    ``minutes`` (steps from a measured step time); ``smoke``: 3 steps of batch 4."""
     from lab.models.store import read_info, resolve_model_path, trained_batch_size
     from lab.train.config import TrainConfig
     from lab.train.recipes import train_diffusion
 
+    init_from = init_from or name
     info = read_info(resolve_model_path(name))
-    data, batch_size = info.get("data", {}), trained_batch_size(name)
-    probe = TrainConfig(steps=20, batch_size=batch_size, lr=2e-4, warmup=5, checkpoint_every=10_000,
+    data, batch_size = info.get("data", {}), 4 if smoke else trained_batch_size(name)
+    probe_steps = 2 if smoke else 20
+    probe = TrainConfig(steps=probe_steps, batch_size=batch_size, lr=2e-4, warmup=1, checkpoint_every=10_000,
                         device=str(device))
     t = time.perf_counter()
     train_diffusion("ddpm", out / f"{name}-probe", data=data.get("name", "mnist"), size=data.get("size"),
-                    config=probe, init_from=name, resume=False)
-    per_step = (time.perf_counter() - t) / 20
-    steps = max(20, int(minutes * 60 / per_step))
-    config = TrainConfig(steps=steps, batch_size=batch_size, lr=2e-4, warmup=100, checkpoint_every=500,
-                         device=str(device))
+                    config=probe, init_from=init_from, resume=False)
+    per_step = (time.perf_counter() - t) / probe_steps
+    steps = 3 if smoke else max(20, int(minutes * 60 / per_step))
+    config = TrainConfig(steps=steps, batch_size=batch_size, lr=2e-4, warmup=1 if smoke else 100, ema_decay=0.9995,
+                         checkpoint_every=500, device=str(device))
     folder = train_diffusion("ddpm", out / name, data=data.get("name", "mnist"), size=data.get("size"), config=config,
-                             init_from=name, command=f"python bench/device.py --train-minutes {minutes}")
-    return {"folder": str(folder), "steps": steps, "seconds_per_step": round(per_step, 4)}
+                             init_from=init_from,
+                             command=f"python bench/device.py --train-minutes {minutes}"
+                             + (f" --mnist-from {init_from}" if name == "ddpm-mnist" else ""))
+    return {"folder": str(folder), "init_from": init_from, "steps": steps, "seconds_per_step": round(per_step, 4)}
+
+
+def ddpm_quality(model: str, n: int, device) -> dict:
+    """FID (classifier features), confident fraction and class entropy of ``model`` at ``n`` (DDIM 50, seed 0):
+    the figures of issue 17's DDPM target, as ``bench/denoise.py`` measures them."""
+    from lab.experiments.denoise.config import DenoiseConfig
+    from lab.experiments.denoise.quality import run_quality
+
+    t = time.perf_counter()
+    q = run_quality(DenoiseConfig(model=model, sampler="ddim", steps=50, device=str(device)), n=n)
+    return {"model": model, "n": n, "fid_classifier": round(q.fid["fid"], 2),
+            "floor": round(q.floor["fid"], 2) if q.floor else None,
+            "confident_fraction": round(float(q.quality["confident_fraction"]), 4),
+            "class_entropy": round(float(q.quality["class_entropy"]), 4),
+            "seconds": round(time.perf_counter() - t, 1)}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--smoke", action="store_true", help="the same code on the CPU with tiny sizes (< 2 min)")
+    p.add_argument("--smoke", action="store_true", help="the same code on the CPU with tiny sizes (about 2 min)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--train-minutes", type=float, default=None, help="per shipped DDPM (default 2.5; smoke 0)")
+    p.add_argument("--train-minutes", type=float, default=2.5,
+                   help="per shipped DDPM (0: no training; with --smoke: 3 steps of batch 4 whatever is given)")
     p.add_argument("--out", type=Path, default=None, help="folder for further-trained models (default: cache)")
+    p.add_argument("--mnist-from", default="ddpm-mnist",
+                   help="weights ddpm-mnist's further training starts from (a model name or folder)")
+    p.add_argument("--measure-n", type=int, default=None,
+                   help="samples for the before/after DDPM measurement (default 10,000; smoke 20; 0: none)")
     args = p.parse_args()
 
     import torch
@@ -129,11 +159,19 @@ def main() -> None:
         out["train"][name] = train_throughput(model.unet, model.scheduler,
                                               4 if args.smoke else trained_batch_size(name),
                                               steps=1 if args.smoke else 20, warmup=1 if args.smoke else 3)
-    minutes = args.train_minutes if args.train_minutes is not None else (0 if args.smoke else 2.5)
-    if minutes > 0:
+    if args.smoke or args.train_minutes > 0:
         folder = args.out or get_settings().cache_dir / "device-runs"
-        out["train_further"] = {name: train_further(name, minutes, folder, device) for name in TRAINED
-                                if name in list_models("ddpm")}
+        out["train_further"] = {name: train_further(name, args.train_minutes, folder, device,
+                                                    args.mnist_from if name == "ddpm-mnist" else None, args.smoke)
+                                for name in TRAINED if name in list_models("ddpm")}
+        measure_n = args.measure_n if args.measure_n is not None else (20 if args.smoke else 10_000)
+        further = out["train_further"].get("ddpm-mnist")
+        if measure_n and further:
+            before = ddpm_quality(args.mnist_from, measure_n, device)
+            after = ddpm_quality(further["folder"], measure_n, device)
+            out["ddpm_mnist_quality"] = {"before": before, "after": after, "target": "confident_fraction >= 0.9 "
+                                         "at n = 10,000"}
+            out["confident_fraction_ddpm"] = after["confident_fraction"]
     t = out["translate"]
     out.update({
         "speedup_translate_digits": t["digits"].get("speedup"), "speedup_translate_faces": t["faces"].get("speedup"),

@@ -145,3 +145,8 @@ def test_the_prepared_gpu_script_runs_on_the_cpu(tmp_path):
         assert digits["images"] == 8 and digits["speedup"] > 0
     for name, train in out["train"].items():
         assert not train.get("measured", True) or (train["images_per_s"] > 0 and 0 < train["mfu"] < 1.5), name
+    further = out["train_further"]["ddpm-mnist"]
+    assert further["steps"] == 3 and further["init_from"] == "ddpm-mnist"
+    quality = out["ddpm_mnist_quality"]
+    assert quality["before"]["model"] == "ddpm-mnist" and quality["after"]["model"] == further["folder"]
+    assert quality["after"]["n"] == 20 and 0 <= out["confident_fraction_ddpm"] <= 1
